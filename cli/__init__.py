@@ -1,0 +1,1 @@
+"""The ``zoo`` command line (click), imported as ``zoo_cli``: parse, call :mod:`zoo`, print."""

@@ -1,0 +1,76 @@
+"""``zoo plugins``, ``zoo list``, ``zoo info``."""
+
+from __future__ import annotations
+
+import click
+
+from zoo_cli.output import print_json, print_table
+
+
+@click.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins_cmd(as_json: bool) -> None:
+    """List loaded plugins: name, version, source, status, hooks."""
+    from zoo.plugins import get_manager
+
+    infos = get_manager().plugins()
+    if as_json:
+        print_json([p.as_dict() for p in infos])
+        return
+    rows = [(p.name, p.version, p.source, p.status, ",".join(p.methods) or "-", ",".join(h.removeprefix("zoo_") for h in p.hooks) or p.error) for p in infos]
+    print_table(rows, ["name", "version", "source", "status", "methods", "hooks / error"])
+
+
+@click.command("list")
+@click.argument("pattern", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_cmd(pattern: str | None, as_json: bool) -> None:
+    """List methods (registry and plugins); PATTERN filters with wildcards, e.g. 'conv*'."""
+    from zoo.registry import list_methods
+
+    methods = list_methods(pattern)
+    if as_json:
+        print_json([m.as_dict() for m in methods])
+        return
+    rows = [(m.name, m.family, m.plugin, "yes" if m.available else "no (plugin not loaded)", ",".join(m.presets), m.summary) for m in methods]
+    print_table(rows, ["method", "family", "plugin", "available", "presets", "summary"])
+
+
+@click.command("info")
+@click.argument("method")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def info_cmd(method: str, as_json: bool) -> None:
+    """Family, presets, config fields with defaults, paper, license and checkpoints."""
+    from zoo.config import describe_fields, resolve_config
+    from zoo.plugins import get_manager
+    from zoo.registry import method_info
+
+    info = method_info(method)
+    data = info.as_dict()
+    if info.available:
+        spec = get_manager().method(method)
+        data["config_fields"] = describe_fields(spec.config)
+        data["preset_values"] = {p: dict(spec.presets[p]) for p in spec.presets}
+        data["default_preset"] = spec.default
+        data["resolved_default"] = describe_fields(spec.config, resolve_config(spec)[0])
+    if as_json:
+        print_json(data)
+        return
+    click.echo(f"{info.name}  ({info.family}, plugin {info.plugin}{'' if info.available else ', NOT LOADED'})")
+    click.echo(f"  {info.summary}")
+    click.echo(f"  paper:   {info.paper}")
+    click.echo(f"  license: {info.license}")
+    click.echo(f"  presets: {', '.join(info.presets)}" + (f"  (default: {data['default_preset']})" if info.available else ""))
+    if info.available:
+        for p, values in data["preset_values"].items():
+            click.echo(f"    {p}: " + (", ".join(f"{k}={v}" for k, v in values.items()) or "(base values)"))
+        click.echo("  config fields (base defaults; --set key=value):")
+        print_table([(f["name"], f["type"], f["default"]) for f in data["config_fields"]], ["field", "type", "default"], indent="    ")
+    if info.checkpoints:
+        click.echo("  official checkpoints:")
+        for c in info.checkpoints:
+            click.echo(f"    {c['name']}: {c['resolution']}px -> preset {c['preset']}, {c['format']}, {c['license']}")
+            click.echo(f"      {c['url']}")
+
+
+COMMANDS = [plugins_cmd, list_cmd, info_cmd]

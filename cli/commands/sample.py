@@ -1,0 +1,44 @@
+"""``zoo sample METHOD --checkpoint CKPT --images DIR --masks DIR --out DIR``"""
+
+from __future__ import annotations
+
+import click
+
+from zoo_cli.options import device_option, existing_dir, seed_option, set_option
+
+
+@click.command("sample")
+@click.argument("method")
+@click.option("--checkpoint", default=None, help="A zoo checkpoint (.safetensors); not needed for classical methods.")
+@click.option("--images", required=True, callback=existing_dir, help="Folder of input images.")
+@click.option("--masks", required=True, callback=existing_dir, help="Folder of masks with the images' names (white = hole).")
+@click.option("--out", "out_dir", required=True, help="Folder for the inpainted PNGs.")
+@seed_option
+@click.option("--num-samples", type=int, default=1, show_default=True, help="Samples per image (NAME_s0.png, ...).")
+@set_option
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--mask-convention", type=click.Choice(["hole-white", "hole-black"]), default="hole-white", show_default=True, help="hole-black for RePaint/diffusers-style masks.")
+@device_option
+def sample_cmd(method, checkpoint, images, masks, out_dir, seed, num_samples, set_items, batch_size, mask_convention, device) -> None:
+    """Inpaint every image in --images with the mask of the same name in --masks."""
+    from zoo import runner
+    from zoo.config import parse_set_options
+
+    report = runner.sample_folder(
+        method,
+        checkpoint,
+        images,
+        masks,
+        out_dir,
+        seed=seed,
+        num_samples=num_samples,
+        overrides=parse_set_options(set_items),
+        batch_size=batch_size,
+        mask_convention=mask_convention,
+        device=device,
+    )
+    extra = f", {report.info['nfe']} network calls per image" if "nfe" in report.info else ""
+    click.echo(f"wrote {report.count} image(s) to {report.out_dir}{extra}")
+
+
+COMMANDS = [sample_cmd]

@@ -1,0 +1,37 @@
+"""Configs and presets of the two baselines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass
+class TeleaConfig:
+    algorithm: Literal["telea", "ns"] = "telea"  # OpenCV INPAINT_TELEA or INPAINT_NS
+    radius: int = 3  # neighbourhood radius in pixels
+
+
+TELEA_PRESETS = {
+    "default": {},
+    "navier-stokes": {"algorithm": "ns"},
+}
+
+
+@dataclass
+class ConvL1Config:
+    resolution: int = 64  # training crop size
+    channels: int = 32  # width after the stem; doubles at each downsampling
+    downsamplings: int = 2  # stride-2 stages (input sizes are padded to 2**downsamplings)
+    dilations: tuple[int, ...] = (1, 2, 4, 8)  # one residual block per entry in the middle
+    lr: float = 2e-4  # Adam learning rate
+    hole_weight: float = 6.0  # masked L1: weight of hole pixels (known pixels weigh 1)
+    steps: int = 2000  # default training length
+    batch_size: int = 8  # default global batch
+    train_masks: str = "box"  # mask kind drawn for training
+
+
+CONV_L1_PRESETS = {
+    "tiny": {"resolution": 32, "channels": 16, "dilations": (1, 2), "steps": 50, "batch_size": 4, "lr": 2e-3},
+    "base": {"resolution": 256, "channels": 64, "downsamplings": 3, "dilations": (1, 2, 4, 8, 16), "steps": 100_000, "batch_size": 16},
+}

@@ -1,0 +1,50 @@
+"""Shared fixtures: a fresh plugin manager per test, small image/mask folders, a CLI runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from zoo.plugins import reset_manager
+
+
+@pytest.fixture(autouse=True)
+def fresh_plugins(monkeypatch):
+    """Every test starts with freshly discovered plugins and no allow-list."""
+    monkeypatch.delenv("ZOO_LOAD_PLUGINS", raising=False)
+    reset_manager()
+    yield
+    reset_manager()
+
+
+@pytest.fixture
+def cli():
+    """Invoke the ``zoo`` app in-process: ``cli("list", "--json")`` -> click Result."""
+    from zoo_cli.main import app
+
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> tuple[Path, Path]:
+    """Three 40x48 shapes images and box masks (white = hole) with matching names."""
+    from zoo.data import render
+
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    for i in range(3):
+        Image.fromarray(render(i, 7, 48)[:40]).save(images / f"img{i}.png")
+        m = np.zeros((40, 48), np.uint8)
+        m[8 + i : 24 + i, 10:30] = 255
+        Image.fromarray(m).save(masks / f"img{i}.png")
+    return images, masks

@@ -1,0 +1,171 @@
+"""Self-describing checkpoints: safetensors weights + the full config in the metadata.
+
+``zoo sample METHOD --checkpoint x.safetensors`` rebuilds the exact model from the file
+alone. Metadata keys (all strings, as safetensors requires):
+
+=================  ===================================================================
+``zoo.format``     checkpoint format version (``"1"``)
+``zoo.method``     method name, e.g. ``conv-l1``
+``zoo.plugin``     plugin name and ``zoo.plugin_version`` its version
+``zoo.config``     the full resolved config as JSON
+``zoo.preset``     the preset the config started from
+``zoo.step``       training step the weights are from
+``zoo.version``    zoo version that wrote the file
+``zoo.provenance`` JSON: how the weights came to be (trained, imported from URL/sha256)
+=================  ===================================================================
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from zoo.config import config_from_dict, config_to_dict
+from zoo.errors import ZooError
+from zoo.fsutil import atomic_path
+
+FORMAT_VERSION = "1"
+
+
+@dataclass
+class CheckpointMeta:
+    method: str
+    config: dict[str, Any]
+    preset: str
+    step: int = 0
+    plugin: str = ""
+    plugin_version: str = ""
+    zoo_version: str = ""
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def to_metadata(self) -> dict[str, str]:
+        return {
+            "zoo.format": FORMAT_VERSION,
+            "zoo.method": self.method,
+            "zoo.plugin": self.plugin,
+            "zoo.plugin_version": self.plugin_version,
+            "zoo.config": json.dumps(self.config, sort_keys=True),
+            "zoo.preset": self.preset,
+            "zoo.step": str(self.step),
+            "zoo.version": self.zoo_version,
+            "zoo.provenance": json.dumps(self.provenance, sort_keys=True),
+        }
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, str], path: Path) -> "CheckpointMeta":
+        if not meta or "zoo.method" not in meta:
+            raise ZooError(
+                f"{path} is not a zoo checkpoint (no zoo metadata); "
+                "convert an official file with `zoo import METHOD FILE --out CKPT`"
+            )
+        try:
+            return cls(
+                method=meta["zoo.method"],
+                config=json.loads(meta["zoo.config"]),
+                preset=meta.get("zoo.preset", ""),
+                step=int(meta.get("zoo.step", "0")),
+                plugin=meta.get("zoo.plugin", ""),
+                plugin_version=meta.get("zoo.plugin_version", ""),
+                zoo_version=meta.get("zoo.version", ""),
+                provenance=json.loads(meta.get("zoo.provenance", "{}")),
+            )
+        except (KeyError, ValueError) as exc:
+            raise ZooError(f"{path}: damaged zoo metadata ({exc})") from None
+
+
+def save_checkpoint(path: str | Path, state_dict: dict[str, torch.Tensor], meta: CheckpointMeta) -> Path:
+    """Write weights + metadata atomically. Tensors are made contiguous and de-aliased."""
+    from zoo import __version__
+
+    meta.zoo_version = meta.zoo_version or __version__
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta.to_metadata())
+    return path
+
+
+def read_meta(path: str | Path) -> CheckpointMeta:
+    path = _existing(path)
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+    except Exception as exc:
+        raise ZooError(f"{path} is not a readable safetensors checkpoint ({_short(exc)})") from None
+    return CheckpointMeta.from_metadata(meta, path)
+
+
+def load_checkpoint(path: str | Path, method: str | None = None) -> tuple[CheckpointMeta, dict[str, torch.Tensor]]:
+    """Read a checkpoint; refuse one written for another method."""
+    path = _existing(path)
+    meta = read_meta(path)
+    if method is not None and meta.method != method:
+        raise ZooError(f"{path} is a checkpoint of method {meta.method!r}, not {method!r}")
+    tensors: dict[str, torch.Tensor] = {}
+    with safe_open(str(path), framework="pt") as fh:
+        for key in fh.keys():
+            tensors[key] = fh.get_tensor(key)
+    return meta, tensors
+
+
+def load_model(path: str | Path, method: str | None = None, overrides: dict[str, Any] | None = None):
+    """Rebuild the model of a checkpoint: returns ``(model, config, meta)``.
+
+    ``overrides`` may change sampling-time settings; a change that alters the weights'
+    shapes is refused with the names of the mismatched tensors.
+    """
+    from zoo.config import apply_overrides
+    from zoo.plugins import get_manager
+
+    meta, tensors = load_checkpoint(path, method)
+    manager = get_manager()
+    spec = manager.method(meta.method)
+    config = config_from_dict(spec.config, meta.config)
+    if overrides:
+        config = apply_overrides(config, overrides)
+    model = manager.hook.zoo_build_model(method=meta.method, config=config)
+    if model is None:
+        raise ZooError(f"no plugin builds a model for method {meta.method!r}")
+    load_state_strict(model, tensors, what=str(path))
+    model.eval()
+    return model, config, meta
+
+
+def load_state_strict(model: torch.nn.Module, tensors: dict[str, torch.Tensor], what: str) -> None:
+    """``load_state_dict(strict=True)`` with one readable message instead of a wall of keys."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(tensors))
+    unexpected = sorted(set(tensors) - set(own))
+    shapes = sorted(k for k in set(own) & set(tensors) if own[k].shape != tensors[k].shape)
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        if shapes:
+            k = shapes[0]
+            parts.append(f"{len(shapes)} of another shape (e.g. {k}: file {tuple(tensors[k].shape)}, model {tuple(own[k].shape)})")
+        raise ZooError(f"{what} does not fit this config: " + "; ".join(parts))
+    model.load_state_dict(tensors, strict=True)
+
+
+def _existing(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise ZooError(f"checkpoint {path} does not exist")
+    return path
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    return config_to_dict(config)

@@ -1,0 +1,175 @@
+"""Config dataclasses, named presets and ``--set key=value`` overrides.
+
+A method's config is a dataclass; a preset is a mapping of field overrides. Overrides are
+parsed against the field's declared type, and unknown keys or wrong types are
+:class:`~zoo.errors.ZooError` s that list the valid choices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from zoo.errors import ZooError, choices_error
+from zoo.spec import MethodSpec
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls)}
+
+
+def _strip_optional(tp: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+def coerce(value: Any, tp: Any, key: str) -> Any:
+    """Convert ``value`` (a string from the command line, or a YAML/JSON value) to ``tp``."""
+    tp, optional = _strip_optional(tp)
+    if isinstance(value, str):
+        text = value.strip()
+        if optional and text.lower() in ("none", "null", ""):
+            return None
+        if tp is str:
+            return value
+        if typing.get_origin(tp) is typing.Literal:
+            return _literal(value, tp, key)
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ZooError(f"--set {key}: cannot parse {text!r} as {_type_name(tp)}") from None
+    if value is None:
+        if optional:
+            return None
+        raise ZooError(f"--set {key}: a value of type {_type_name(tp)} is required, not none")
+    if tp is Any:
+        return value
+    if typing.get_origin(tp) is typing.Literal:
+        return _literal(value, tp, key)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ZooError(f"--set {key}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ZooError(f"--set {key}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ZooError(f"--set {key}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ZooError(f"--set {key}: expected a string, got {value!r}")
+    origin = typing.get_origin(tp)
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ZooError(f"--set {key}: expected a list like [1, 2], got {value!r}")
+        args = typing.get_args(tp)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                raise ZooError(f"--set {key}: expected {len(args)} values, got {len(value)}")
+            return tuple(coerce(v, a, key) for v, a in zip(value, args))
+        inner = args[0] if args else Any
+        items = [coerce(v, inner, key) for v in value]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ZooError(f"--set {key}: expected a mapping, got {value!r}")
+        return dict(value)
+    return value
+
+
+def _literal(value: Any, tp: Any, key: str) -> Any:
+    allowed = typing.get_args(tp)
+    if value in allowed:
+        return value
+    raise ZooError(f"--set {key}: invalid value {value!r}; valid choices: {', '.join(map(str, allowed))}")
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def apply_overrides(config: Any, overrides: Mapping[str, Any]) -> Any:
+    """Return a copy of ``config`` with ``overrides`` applied and type-checked."""
+    types_ = field_types(type(config))
+    changes = {}
+    for key, value in overrides.items():
+        if key not in types_:
+            raise choices_error(f"config key for {type(config).__name__}", key, types_)
+        changes[key] = coerce(value, types_[key], key)
+    try:
+        return dataclasses.replace(config, **changes)
+    except (TypeError, ValueError) as exc:  # __post_init__ validation in the config
+        raise ZooError(f"invalid config: {exc}") from None
+
+
+def parse_set_options(items: Iterable[str]) -> dict[str, str]:
+    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``."""
+    out: dict[str, str] = {}
+    for item in items:
+        if "=" not in item:
+            raise ZooError(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value
+    return out
+
+
+def resolve_config(spec: MethodSpec, preset: str | None = None, overrides: Mapping[str, Any] | None = None) -> tuple[Any, str]:
+    """Build the config of ``spec`` for ``preset`` (default: the spec's default) with overrides."""
+    preset = preset or spec.default
+    if preset not in spec.presets:
+        raise choices_error(f"preset for {spec.name}", preset, spec.presets)
+    config = apply_overrides(spec.config(), spec.presets[preset])
+    if overrides:
+        config = apply_overrides(config, overrides)
+    return config, preset
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def config_from_dict(cls: type, data: Mapping[str, Any]) -> Any:
+    """Rebuild a config from a checkpoint's metadata; unknown keys are a ZooError."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ZooError(
+            f"checkpoint config has keys {', '.join(unknown)} that {cls.__name__} does not know; "
+            "it was written by another version of this method"
+        )
+    return apply_overrides(cls(), {k: v for k, v in data.items()})
+
+
+def config_json(config: Any) -> str:
+    return json.dumps(config_to_dict(config), sort_keys=True)
+
+
+def describe_fields(cls: type, config: Any | None = None) -> list[dict[str, Any]]:
+    """Rows for ``zoo info``: name, type, default (and comment-free help when present)."""
+    config = config if config is not None else cls()
+    types_ = field_types(cls)
+    rows = []
+    for f in dataclasses.fields(cls):
+        rows.append(
+            {
+                "name": f.name,
+                "type": _type_name(types_[f.name]),
+                "default": getattr(config, f.name),
+                "help": f.metadata.get("help", ""),
+            }
+        )
+    return rows

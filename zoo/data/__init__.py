@@ -1,0 +1,113 @@
+"""Datasets: image folders, the built-in ``shapes`` dataset, and named datasets from plugins.
+
+``open_data(DATA, resolution)`` takes a registered dataset name or a folder of images and
+returns a ``torch.utils.data.Dataset`` of dicts ``{"image": (3, H, W) in [-1, 1], "name"}``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from zoo.errors import ZooError
+from zoo.imageio import list_images, to_rgb, uint8_to_tensor
+from zoo.data.shapes import ShapesDataset, render
+
+__all__ = ["ImageFolderDataset", "ShapesDataset", "render", "open_data", "dataset_names", "resize_and_crop"]
+
+
+def resize_and_crop(img: Image.Image, size: int, crop: str = "center", rng: np.random.Generator | None = None) -> Image.Image:
+    """Resize the shorter side to ``size`` (bicubic, antialiased), then crop ``size``x``size``."""
+    w, h = img.size
+    scale = size / min(w, h)
+    if (w, h) != (size, size):
+        nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+        img = img.resize((nw, nh), Image.BICUBIC, reducing_gap=None)
+        w, h = nw, nh
+    if crop == "random":
+        rng = rng or np.random.default_rng()
+        left = int(rng.integers(0, w - size + 1))
+        top = int(rng.integers(0, h - size + 1))
+    else:
+        left, top = (w - size) // 2, (h - size) // 2
+    return img.crop((left, top, left + size, top + size))
+
+
+class ImageFolderDataset(torch.utils.data.Dataset):
+    """Images under a folder (recursive; png/jpg/jpeg/webp/bmp), resized and cropped.
+
+    A damaged file is skipped with a warning and counted in ``skipped`` (``strict=True``
+    raises instead). ``files`` may restrict the set to a split list.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        resolution: int = 256,
+        crop: str = "center",
+        flip: bool = False,
+        files: list[Path] | None = None,
+        strict: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self.root = Path(root)
+        self.files = files if files is not None else list_images(self.root)
+        if not self.files:
+            raise ZooError(f"no images (png, jpg, jpeg, webp, bmp) found in {self.root}")
+        self.resolution, self.crop, self.flip, self.strict, self.seed = resolution, crop, flip, strict, seed
+        self.skipped: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def _read(self, path: Path, index: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, index, torch.initial_seed() % (2**32)]) if self.crop == "random" or self.flip else None
+        with Image.open(path) as img:
+            img.load()
+            rgb = resize_and_crop(to_rgb(img), self.resolution, self.crop, rng)
+        arr = np.asarray(rgb)
+        if self.flip and rng is not None and rng.random() < 0.5:
+            arr = arr[:, ::-1]
+        return arr
+
+    def __getitem__(self, index: int) -> dict:
+        for attempt in range(len(self.files)):
+            i = (index + attempt) % len(self.files)
+            path = self.files[i]
+            try:
+                arr = self._read(path, index)
+            except Exception as exc:
+                if self.strict:
+                    raise ZooError(f"cannot read image {path} ({type(exc).__name__}); stopped because of --strict") from None
+                if str(path) not in self.skipped:
+                    self.skipped.add(str(path))
+                    warnings.warn(f"skipping unreadable image {path} ({type(exc).__name__}); {len(self.skipped)} skipped so far", stacklevel=2)
+                continue
+            name = path.relative_to(self.root).with_suffix("").as_posix()
+            return {"image": uint8_to_tensor(arr), "name": name}
+        raise ZooError(f"no readable image in {self.root}")
+
+
+def _registered() -> dict:
+    from zoo.plugins import get_manager
+
+    return {d.name: d for d in get_manager().collect("zoo_register_datasets")}
+
+
+def dataset_names() -> list[str]:
+    return sorted(_registered())
+
+
+def open_data(data: str | Path, resolution: int = 64, split: str = "train", seed: int = 0, **kwargs) -> torch.utils.data.Dataset:
+    """A registered dataset name or a folder of images -> Dataset."""
+    named = _registered()
+    if str(data) in named:
+        return named[str(data)].open(resolution=resolution, split=split, seed=seed)
+    path = Path(data)
+    if path.is_dir():
+        return ImageFolderDataset(path, resolution=resolution, seed=seed, **kwargs)
+    raise ZooError(f"DATA {str(data)!r} is neither a folder nor a registered dataset; valid names: {', '.join(sorted(named))}")

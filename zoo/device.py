@@ -1,0 +1,36 @@
+"""Device and precision from one place. CPU float32 is the default and always works."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from zoo.errors import ZooError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("fp32", "bf16", "fp16")
+DEVICE_ENV = "ZOO_DEVICE"
+
+
+def get_device(name: str | None = None) -> torch.device:
+    """``auto`` (CUDA if present, else CPU), ``cpu``, ``cuda[:N]`` or ``mps``; ``ZOO_DEVICE``
+    sets the default."""
+    name = name or os.environ.get(DEVICE_ENV, "auto")
+    base = name.split(":")[0]
+    if base not in DEVICES:
+        raise ZooError(f"unknown device {name!r}; valid choices: {', '.join(DEVICES)}")
+    if base == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if base == "cuda" and not torch.cuda.is_available():
+        raise ZooError("device 'cuda' was asked for but no CUDA GPU is visible; use --device cpu")
+    if base == "mps" and not torch.backends.mps.is_available():
+        raise ZooError("device 'mps' was asked for but is not available; use --device cpu")
+    return torch.device(name)
+
+
+def get_dtype(precision: str) -> torch.dtype:
+    table = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if precision not in table:
+        raise ZooError(f"unknown precision {precision!r}; valid choices: {', '.join(PRECISIONS)}")
+    return table[precision]

@@ -1,0 +1,21 @@
+"""The one exception type for user errors.
+
+Anything a user can fix (an unknown method, a missing file, a bad ``--set`` value) raises
+:class:`ZooError` with a one-line message that names the problem and, where there are
+choices, lists the valid ones. The CLI prints it as ``Error: ...`` and exits with code 2.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+
+class ZooError(Exception):
+    """A user error: one line that names the problem and the valid choices."""
+
+
+def choices_error(what: str, value: object, valid: Iterable[object]) -> ZooError:
+    """``unknown method 'x'; valid choices: a, b, c``."""
+    valid = sorted(str(v) for v in valid)
+    listed = ", ".join(valid) if valid else "(none)"
+    return ZooError(f"unknown {what} {value!r}; valid choices: {listed}")

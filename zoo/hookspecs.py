@@ -1,0 +1,166 @@
+"""The plugin contract: every hook a plugin may implement.
+
+A plugin is a module (or object) with functions decorated by ``@zoo.hookimpl`` whose names
+match the specs below; it is found through the ``zoo.plugins`` entry-point group. A plugin
+implements only the hooks it needs.
+
+Method hooks (``zoo_build_model``, ``zoo_train``, ``zoo_sample``, ``zoo_score``,
+``zoo_import_checkpoint``) receive the method name first; an implementation returns
+``None`` for methods it does not own, and the **first non-None result wins**.
+Registration hooks (``zoo_register_*``) are called on every plugin and their lists are
+concatenated.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+import pluggy
+import torch
+
+from zoo.spec import (
+    DatasetSpec,
+    ImportedCheckpoint,
+    MaskGeneratorSpec,
+    MethodSpec,
+    MetricSpec,
+    SampleOutput,
+    TrainContext,
+    TrainResult,
+)
+
+hookspec = pluggy.HookspecMarker("zoo")
+
+
+# --------------------------------------------------------------------------------------
+# Registration
+# --------------------------------------------------------------------------------------
+@hookspec
+def zoo_register_methods() -> list[MethodSpec]:
+    """Declare the methods this plugin provides.
+
+    Receives nothing. Returns a list of :class:`zoo.MethodSpec` (name, one-line summary,
+    family, config dataclass with named presets, paper, license). Every plugin's list is
+    collected; two plugins declaring the same name is an error reported by ``zoo plugins``.
+    """
+
+
+@hookspec
+def zoo_register_metrics() -> list[MetricSpec]:
+    """Declare extra metrics.
+
+    Receives nothing. Returns a list of :class:`zoo.MetricSpec`; all lists are collected
+    and the metrics become valid names for ``zoo score --metric`` and ``zoo compare``.
+    """
+
+
+@hookspec
+def zoo_register_datasets() -> list[DatasetSpec]:
+    """Declare named datasets.
+
+    Receives nothing. Returns a list of :class:`zoo.DatasetSpec`; all lists are collected
+    and each name becomes valid wherever a DATA argument is taken (``--data NAME``).
+    """
+
+
+@hookspec
+def zoo_register_mask_generators() -> list[MaskGeneratorSpec]:
+    """Declare mask kinds.
+
+    Receives nothing. Returns a list of :class:`zoo.MaskGeneratorSpec`; all lists are
+    collected and each name becomes valid for ``--masks KIND`` and ``zoo masks generate``.
+    """
+
+
+@hookspec
+def zoo_register_commands(cli: click.Group) -> None:
+    """Add commands to the ``zoo`` CLI.
+
+    Receives the root click group; call ``cli.add_command(...)`` on it. Returns nothing.
+    Called on every plugin when the CLI starts.
+    """
+
+
+# --------------------------------------------------------------------------------------
+# Method hooks: first non-None result wins
+# --------------------------------------------------------------------------------------
+@hookspec(firstresult=True)
+def zoo_build_model(method: str, config: Any) -> torch.nn.Module | None:
+    """Build the model of ``method`` from its resolved config dataclass.
+
+    Receives the method name and a config instance. Returns the ``torch.nn.Module`` whose
+    ``state_dict()`` a checkpoint holds and which ``zoo_sample`` receives (random weights;
+    the core loads the checkpoint into it), or ``None`` when the method is not this
+    plugin's. Methods with nothing to train may return a module without parameters.
+    First non-None result wins.
+    """
+
+
+@hookspec(firstresult=True)
+def zoo_train(method: str, ctx: TrainContext) -> TrainResult | None:
+    """Train ``method``.
+
+    Receives the method name and a :class:`zoo.TrainContext` (resolved config, dataset,
+    mask kind, steps, global batch size, seed, run folder, engine options). Two-stage
+    methods run both stages here. Returns a :class:`zoo.TrainResult` whose ``state_dict``
+    loads into ``zoo_build_model(method, ctx.config)``; the core writes it as the run's
+    final checkpoint. Returns ``None`` when the method is not this plugin's.
+    First non-None result wins.
+    """
+
+
+@hookspec(firstresult=True)
+def zoo_sample(
+    method: str,
+    model: torch.nn.Module,
+    config: Any,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    generator: torch.Generator,
+) -> SampleOutput | None:
+    """Inpaint a batch.
+
+    Receives the method name, the model from ``zoo_build_model`` with its weights loaded
+    (in eval mode, on the device of ``images``), the resolved config, ``images`` (B, 3, H,
+    W) in [-1, 1], ``masks`` (B, 1, H, W) with 1 = hole, and a ``torch.Generator`` that is
+    the only source of randomness. Returns a :class:`zoo.SampleOutput` whose images are
+    composited (known pixels equal the input exactly) and whose ``info`` may carry notes
+    such as ``nfe`` (network calls per image); ``None`` when the method is not this
+    plugin's. First non-None result wins.
+    """
+
+
+@hookspec(firstresult=True)
+def zoo_score(
+    method: str,
+    model: torch.nn.Module,
+    config: Any,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    outputs: torch.Tensor,
+) -> dict[str, float] | None:
+    """Add method-specific numbers to the shared metrics.
+
+    Receives the method name, the loaded model, its config, ground-truth ``images``,
+    ``masks`` (1 = hole) and the method's composited ``outputs`` for the same batch (all
+    (B, C, H, W), images in [-1, 1]). Returns a dict of named floats (for example a
+    diffusion model's denoising loss on the hole), reported next to the shared metrics as
+    ``METHOD/NAME``; ``None`` when the method is not this plugin's or adds nothing.
+    First non-None result wins.
+    """
+
+
+@hookspec(firstresult=True)
+def zoo_import_checkpoint(method: str, source: Path, preset: str | None) -> ImportedCheckpoint | None:
+    """Convert an official checkpoint file (or folder) into a zoo model.
+
+    Receives the method name, the path the user gave to ``zoo import``, and the preset the
+    user asked for (``None`` to let the importer pick it from the file). Returns an
+    :class:`zoo.ImportedCheckpoint` (config, preset, state dict for ``zoo_build_model``,
+    provenance) that the core saves as a zoo checkpoint; ``None`` when the method is not
+    this plugin's. Official files must be read without executing code (see
+    :func:`zoo.official.load_official`). Raise :class:`zoo.ZooError` for a file of another
+    layout. First non-None result wins.
+    """

@@ -1,0 +1,155 @@
+"""Reading and writing images and masks at the zoo's conventions.
+
+Images on disk are 8-bit RGB files; in memory float tensors (3, H, W) in [-1, 1].
+Masks on disk are 8-bit PNG, white = hole; in memory float tensors (1, H, W), 1 = hole.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from zoo.errors import ZooError, choices_error
+from zoo.fsutil import atomic_path
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+MASK_CONVENTIONS = ("hole-white", "hole-black")
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Grayscale, palette, RGBA (alpha dropped onto black), 16-bit and CMYK -> 8-bit RGB."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if arr.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
+    if img.mode == "RGBA" or img.mode == "LA" or (img.mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(background, img)
+    return img.convert("RGB")
+
+
+def uint8_to_tensor(arr: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (3, H, W) float in [-1, 1]."""
+    return torch.from_numpy(np.array(arr, dtype=np.uint8, copy=True)).permute(2, 0, 1).float().div(127.5).sub(1.0)
+
+
+def tensor_to_uint8(img: torch.Tensor) -> np.ndarray:
+    """(3, H, W) float in [-1, 1] -> (H, W, 3) uint8 (exact inverse of uint8_to_tensor)."""
+    arr = img.detach().float().cpu().add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+    return arr.permute(1, 2, 0).numpy()
+
+
+def load_image(path: str | Path) -> torch.Tensor:
+    """Read one image file as (3, H, W) in [-1, 1]; a damaged file is a ZooError."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            rgb = to_rgb(img)
+    except FileNotFoundError:
+        raise ZooError(f"image {path} does not exist") from None
+    except Exception as exc:
+        raise ZooError(f"cannot read image {path} ({type(exc).__name__}: {exc})") from None
+    return uint8_to_tensor(np.asarray(rgb))
+
+
+def save_image(path: str | Path, img: torch.Tensor) -> None:
+    """Write (3, H, W) in [-1, 1] as an 8-bit PNG, atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(tensor_to_uint8(img)).save(tmp, format="PNG")
+
+
+def mask_from_array(arr: np.ndarray, convention: str = "hole-white", name: str = "mask") -> torch.Tensor:
+    """A decoded mask image (H, W[, C]) -> (1, H, W) float, 1 = hole.
+
+    Grayscale, RGB and RGBA files are accepted (RGB: mean of channels; RGBA: the alpha is
+    ignored unless the color is constant, then the alpha carries the mask). Values other
+    than 0 and 255 are thresholded at 128 with a warning.
+    """
+    if convention not in MASK_CONVENTIONS:
+        raise choices_error("mask convention", convention, MASK_CONVENTIONS)
+    arr = np.asarray(arr)
+    if arr.ndim == 3:
+        if arr.shape[2] == 4:
+            rgb = arr[..., :3]
+            arr = arr[..., 3] if rgb.min() == rgb.max() else rgb.mean(axis=2)
+        else:
+            arr = arr[..., :3].mean(axis=2)
+    if arr.dtype != np.uint8:
+        arr = arr.astype(np.float64)
+        if arr.max() <= 1.0:
+            arr = arr * 255.0
+    binary = arr >= 128
+    if not np.all((arr == 0) | (arr == 255)):
+        warnings.warn(f"{name} is not binary (values besides 0 and 255); thresholded at 128", stacklevel=2)
+    if convention == "hole-black":
+        binary = ~binary
+    return torch.from_numpy(binary.astype(np.float32))[None]
+
+
+def load_mask(path: str | Path, convention: str = "hole-white") -> torch.Tensor:
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode in ("P", "CMYK", "YCbCr", "HSV"):
+                img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = (np.asarray(img, dtype=np.float64) > 0).astype(np.uint8) * 255
+            else:
+                arr = np.asarray(img.convert("LA") if img.mode == "LA" else img)
+                if img.mode == "LA":
+                    arr = arr[..., 0]
+                if img.mode == "1":
+                    arr = arr.astype(np.uint8) * 255
+    except FileNotFoundError:
+        raise ZooError(f"mask {path} does not exist") from None
+    except Exception as exc:
+        raise ZooError(f"cannot read mask {path} ({type(exc).__name__}: {exc})") from None
+    return mask_from_array(arr, convention, name=str(path))
+
+
+def save_mask(path: str | Path, mask: torch.Tensor | np.ndarray) -> None:
+    """Write a mask (1 = hole) as an 8-bit PNG, white = hole, atomically."""
+    arr = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
+    arr = np.squeeze(arr)
+    png = np.where(arr > 0.5, 255, 0).astype(np.uint8)
+    with atomic_path(path) as tmp:
+        Image.fromarray(png, mode="L").save(tmp, format="PNG")
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files under ``folder`` (recursive), sorted by relative path."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ZooError(f"folder {folder} does not exist")
+    files = [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")]
+    return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def pair_images_and_masks(images: str | Path, masks: str | Path) -> list[tuple[Path, Path]]:
+    """Match image and mask files by relative path without suffix; refuse mismatches."""
+    images, masks = Path(images), Path(masks)
+    img_files = list_images(images)
+    mask_files = list_images(masks)
+    if not img_files:
+        raise ZooError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {images}")
+    if not mask_files:
+        raise ZooError(f"no mask files found in {masks}")
+    by_key = {p.relative_to(masks).with_suffix("").as_posix(): p for p in mask_files}
+    pairs, missing = [], []
+    for p in img_files:
+        key = p.relative_to(images).with_suffix("").as_posix()
+        if key in by_key:
+            pairs.append((p, by_key[key]))
+        else:
+            missing.append(key)
+    if missing:
+        raise ZooError(f"{len(missing)} image(s) in {images} have no mask of the same name in {masks} (first: {missing[0]})")
+    return pairs

@@ -1,0 +1,200 @@
+"""``registry.yaml`` -> typed, validated catalog entries; listing and lookup of methods.
+
+The registry is data, like timm's pretrained configs: for every built-in method its
+plugin, summary, paper, license, family, presets and the official checkpoints that exist.
+Methods declared by plugins that are not in the registry (third-party ones) are listed
+beside the registry's with ``source`` set to their plugin.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from zoo.errors import ZooError, choices_error
+from zoo.spec import FAMILIES
+
+REGISTRY_ENV = "ZOO_REGISTRY"
+
+
+@dataclass(frozen=True)
+class OfficialCheckpoint:
+    name: str
+    url: str
+    sha256: str
+    format: str
+    license: str
+    resolution: int
+    preset: str
+    source: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    name: str
+    plugin: str
+    summary: str
+    paper: str
+    license: str
+    family: str
+    presets: tuple[str, ...]
+    checkpoints: tuple[OfficialCheckpoint, ...] = field(default_factory=tuple)
+
+
+@dataclass
+class MethodInfo:
+    """One row of ``zoo list``: what the registry says and what the plugins provide."""
+
+    name: str
+    family: str
+    summary: str
+    plugin: str
+    paper: str
+    license: str
+    presets: list[str]
+    available: bool
+    in_registry: bool
+    needs_training: bool = True
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+# -- loading and validation -------------------------------------------------------------
+_CKPT_FIELDS = {"url": str, "sha256": str, "format": str, "license": str, "resolution": int, "preset": str}
+_CKPT_OPTIONAL = {"source": str, "note": str}
+_METHOD_FIELDS = {"plugin": str, "summary": str, "paper": str, "license": str, "family": str, "presets": list}
+
+
+def _require(mapping: Any, key: str, tp: type, where: str) -> Any:
+    if not isinstance(mapping, dict) or key not in mapping:
+        raise ZooError(f"registry: missing key {where}.{key}")
+    value = mapping[key]
+    if not isinstance(value, tp) or isinstance(value, bool) and tp is not bool:
+        raise ZooError(f"registry: {where}.{key} must be {tp.__name__}, got {type(value).__name__}")
+    return value
+
+
+def parse_registry(data: Any) -> dict[str, RegistryEntry]:
+    """Validate the parsed YAML; the first problem raises a ZooError naming its key."""
+    if not isinstance(data, dict) or not isinstance(data.get("methods"), dict):
+        raise ZooError("registry: missing key methods (a mapping of method name -> entry)")
+    entries: dict[str, RegistryEntry] = {}
+    for name, raw in data["methods"].items():
+        where = f"methods.{name}"
+        if not isinstance(raw, dict):
+            raise ZooError(f"registry: {where} must be a mapping")
+        allowed = set(_METHOD_FIELDS) | {"checkpoints"}
+        extra = sorted(set(raw) - allowed)
+        if extra:
+            raise ZooError(f"registry: unknown key {where}.{extra[0]}; valid keys: {', '.join(sorted(allowed))}")
+        values = {k: _require(raw, k, tp, where) for k, tp in _METHOD_FIELDS.items()}
+        if values["family"] not in FAMILIES:
+            raise ZooError(f"registry: {where}.family {values['family']!r} is not one of {', '.join(FAMILIES)}")
+        checkpoints = []
+        for ck_name, ck in (raw.get("checkpoints") or {}).items():
+            ck_where = f"{where}.checkpoints.{ck_name}"
+            ck_values = {k: _require(ck, k, tp, ck_where) for k, tp in _CKPT_FIELDS.items()}
+            for k in _CKPT_OPTIONAL:
+                if k in ck:
+                    ck_values[k] = _require(ck, k, str, ck_where)
+            extra = sorted(set(ck) - set(_CKPT_FIELDS) - set(_CKPT_OPTIONAL))
+            if extra:
+                raise ZooError(f"registry: unknown key {ck_where}.{extra[0]}")
+            if ck_values["preset"] not in values["presets"]:
+                raise ZooError(f"registry: {ck_where}.preset {ck_values['preset']!r} is not in {where}.presets")
+            sha = ck_values["sha256"]
+            if sha and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
+                raise ZooError(f"registry: {ck_where}.sha256 must be 64 lowercase hex digits or empty")
+            checkpoints.append(OfficialCheckpoint(name=ck_name, **ck_values))
+        entries[name] = RegistryEntry(
+            name=name,
+            plugin=values["plugin"],
+            summary=values["summary"],
+            paper=values["paper"],
+            license=values["license"],
+            family=values["family"],
+            presets=tuple(str(p) for p in values["presets"]),
+            checkpoints=tuple(checkpoints),
+        )
+    return entries
+
+
+def registry_path() -> Path:
+    env = os.environ.get(REGISTRY_ENV)
+    return Path(env) if env else Path(__file__).with_name("registry.yaml")
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(path: str, mtime: float) -> dict[str, RegistryEntry]:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as exc:
+        raise ZooError(f"registry: {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    return parse_registry(data)
+
+
+def load_registry(path: str | Path | None = None) -> dict[str, RegistryEntry]:
+    path = Path(path) if path else registry_path()
+    if not path.is_file():
+        raise ZooError(f"registry file {path} does not exist")
+    return _load_cached(str(path), path.stat().st_mtime)
+
+
+# -- listing ----------------------------------------------------------------------------
+def list_methods(pattern: str | None = None) -> list[MethodInfo]:
+    """Registry methods and plugin-declared methods, merged, filtered by a wildcard."""
+    from zoo.plugins import get_manager
+
+    registry = load_registry()
+    declared = get_manager().methods()
+    rows: dict[str, MethodInfo] = {}
+    for name, entry in registry.items():
+        spec = declared.get(name, (None, None))[0]
+        rows[name] = MethodInfo(
+            name=name,
+            family=entry.family,
+            summary=entry.summary,
+            plugin=entry.plugin,
+            paper=entry.paper,
+            license=entry.license,
+            presets=list(spec.presets) if spec else list(entry.presets),
+            available=spec is not None,
+            in_registry=True,
+            needs_training=spec.needs_training if spec else True,
+            checkpoints=[c.__dict__ for c in entry.checkpoints],
+        )
+    for name, (spec, plugin) in declared.items():
+        if name in rows:
+            continue
+        rows[name] = MethodInfo(
+            name=name,
+            family=spec.family,
+            summary=spec.summary,
+            plugin=plugin,
+            paper=spec.paper,
+            license=spec.license,
+            presets=list(spec.presets),
+            available=True,
+            in_registry=False,
+            needs_training=spec.needs_training,
+        )
+    names = sorted(rows)
+    if pattern:
+        names = [n for n in names if fnmatch.fnmatch(n, pattern)]
+    return [rows[n] for n in names]
+
+
+def method_info(name: str) -> MethodInfo:
+    rows = {m.name: m for m in list_methods()}
+    if name not in rows:
+        raise choices_error("method", name, rows)
+    return rows[name]

@@ -1,0 +1,239 @@
+"""What the CLI commands do, as plain functions: train, sample a folder, import.
+
+The CLI only parses arguments and prints; notebooks and scripts call these directly.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from zoo.checkpoint import CheckpointMeta, load_model, save_checkpoint
+from zoo.config import config_to_dict, resolve_config
+from zoo.errors import ZooError
+from zoo.fsutil import write_text
+from zoo.imageio import load_image, load_mask, pair_images_and_masks, save_image
+from zoo.plugins import get_manager
+from zoo.spec import TrainContext
+
+MODEL_FILE = "model.safetensors"
+
+
+def checkpoint_meta(method: str, config: Any, preset: str, step: int, provenance: dict[str, Any]) -> CheckpointMeta:
+    info = get_manager().plugin_of(method)
+    return CheckpointMeta(
+        method=method,
+        config=config_to_dict(config),
+        preset=preset,
+        step=step,
+        plugin=info.name,
+        plugin_version=info.version,
+        provenance=provenance,
+    )
+
+
+def versions() -> dict[str, str]:
+    from zoo import __version__
+
+    return {
+        "zoo": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        **{f"plugin:{p.name}": p.version for p in get_manager().plugins() if p.status == "ok"},
+    }
+
+
+def train(
+    method: str,
+    data: str,
+    preset: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    steps: int | None = None,
+    batch_size: int | None = None,
+    seed: int = 0,
+    out_dir: str | Path = "runs/run",
+    options: Any = None,
+    masks: str | None = None,
+    command: list[str] | None = None,
+) -> Path:
+    """Train ``method`` and write ``OUT/model.safetensors``; returns its path."""
+    from zoo.data import open_data
+    from zoo.masks import mask_kind
+    from zoo.train import TrainOptions
+
+    manager = get_manager()
+    spec = manager.method(method)
+    if not spec.needs_training:
+        raise ZooError(f"method {method!r} has nothing to train; use `zoo sample {method}` without --checkpoint")
+    config, preset = resolve_config(spec, preset, overrides)
+    resolution = int(getattr(config, "resolution", 64))
+    steps = int(steps if steps is not None else getattr(config, "steps", 1000))
+    batch_size = int(batch_size if batch_size is not None else getattr(config, "batch_size", 8))
+    if steps < 1 or batch_size < 1:
+        raise ZooError("--steps and --batch-size must be at least 1")
+    mask_name = masks or getattr(config, "train_masks", "box")
+    ctx = TrainContext(
+        method=method,
+        config=config,
+        preset=preset,
+        data=open_data(data, resolution=resolution, split="train", seed=seed),
+        masks=mask_kind(mask_name),
+        steps=steps,
+        batch_size=batch_size,
+        seed=seed,
+        out_dir=Path(out_dir),
+        options=options or TrainOptions(),
+        data_name=str(data),
+    )
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    run_info = {
+        "method": method,
+        "preset": preset,
+        "config": config_to_dict(config),
+        "data": str(data),
+        "masks": mask_name,
+        "steps": steps,
+        "batch_size": batch_size,
+        "seed": seed,
+        "options": getattr(ctx.options, "__dict__", {}),
+        "command": command or sys.argv,
+        "versions": versions(),
+    }
+    write_text(ctx.out_dir / "run.json", json.dumps(run_info, indent=2, default=str))
+    result = manager.hook.zoo_train(method=method, ctx=ctx)
+    if result is None:
+        raise ZooError(f"no plugin trains method {method!r}")
+    path = ctx.out_dir / MODEL_FILE
+    save_checkpoint(path, result.state_dict, checkpoint_meta(method, config, preset, result.step, {"kind": "trained", "data": str(data), "seed": seed}))
+    return path
+
+
+def build_model(method: str, checkpoint: str | Path | None, overrides: dict[str, Any] | None = None, preset: str | None = None):
+    """Model + config for sampling: from a checkpoint, or (methods with nothing to train)
+    from the preset."""
+    manager = get_manager()
+    spec = manager.method(method)
+    if checkpoint is not None:
+        model, config, _ = load_model(checkpoint, method, overrides)
+        return model, config
+    if spec.needs_training:
+        raise ZooError(f"method {method!r} needs --checkpoint (train one with `zoo train {method}` or convert one with `zoo import`)")
+    config, _ = resolve_config(spec, preset, overrides)
+    model = manager.hook.zoo_build_model(method=method, config=config)
+    if model is None:
+        raise ZooError(f"no plugin builds a model for method {method!r}")
+    return model.eval(), config
+
+
+@dataclass
+class SampleReport:
+    count: int
+    out_dir: Path
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def sample_seed(seed: int, sample_index: int, batch_start: int) -> int:
+    return (int(seed) * 1_000_003 + sample_index * 7_919 + batch_start) % (2**63)
+
+
+def inpaint(method: str, model: torch.nn.Module, config: Any, images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator):
+    """Call the method's sample hook on a batch and enforce the contract: same shape,
+    known pixels equal the input exactly."""
+    out = get_manager().hook.zoo_sample(method=method, model=model, config=config, images=images, masks=masks, generator=generator)
+    if out is None:
+        raise ZooError(f"no plugin samples method {method!r}")
+    pred = out.images
+    if pred.shape != images.shape:
+        raise RuntimeError(f"method {method!r} returned shape {tuple(pred.shape)} for input {tuple(images.shape)}")
+    composited = images * (1 - masks) + pred.to(images.dtype).clamp(-1, 1) * masks
+    return composited, out.info
+
+
+def sample_folder(
+    method: str,
+    checkpoint: str | Path | None,
+    images: str | Path,
+    masks: str | Path,
+    out_dir: str | Path,
+    seed: int = 0,
+    num_samples: int = 1,
+    overrides: dict[str, Any] | None = None,
+    batch_size: int = 8,
+    mask_convention: str = "hole-white",
+    device: str | None = None,
+    progress: bool = True,
+) -> SampleReport:
+    """Inpaint every image of a folder with the mask of the same name; write PNGs."""
+    from zoo.device import get_device
+
+    if num_samples < 1:
+        raise ZooError("--num-samples must be at least 1")
+    pairs = pair_images_and_masks(images, masks)
+    model, config = build_model(method, checkpoint, overrides)
+    dev = get_device(device)
+    model.to(dev)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images_root = Path(images)
+    info_total: dict[str, Any] = {}
+    bar = tqdm(total=len(pairs) * num_samples, desc=f"sample {method}", disable=not progress, dynamic_ncols=True)
+    for k in range(num_samples):
+        for start in range(0, len(pairs), batch_size):
+            chunk = pairs[start : start + batch_size]
+            imgs, msks, names = [], [], []
+            for img_path, mask_path in chunk:
+                img = load_image(img_path)
+                mask = load_mask(mask_path, mask_convention)
+                if mask.shape[1:] != img.shape[1:]:
+                    raise ZooError(f"mask {mask_path} is {mask.shape[2]}x{mask.shape[1]} but image {img_path} is {img.shape[2]}x{img.shape[1]}")
+                imgs.append(img)
+                msks.append(mask)
+                names.append(img_path.relative_to(images_root).with_suffix(""))
+            for group in _same_size_groups(imgs):
+                x = torch.stack([imgs[i] for i in group]).to(dev)
+                m = torch.stack([msks[i] for i in group]).to(dev)
+                gen = torch.Generator(device="cpu").manual_seed(sample_seed(seed, k, start + group[0]))
+                with torch.no_grad():
+                    result, info = inpaint(method, model, config, x, m, gen)
+                for key, value in info.items():
+                    info_total[key] = value
+                for j, i in enumerate(group):
+                    name = names[i].as_posix() + (f"_s{k}" if num_samples > 1 else "")
+                    save_image(out_dir / f"{name}.png", result[j])
+                bar.update(len(group))
+                if "nfe" in info:
+                    bar.set_postfix(nfe=info["nfe"])
+    bar.close()
+    return SampleReport(count=len(pairs) * num_samples, out_dir=out_dir, info=info_total)
+
+
+def _same_size_groups(imgs: list[torch.Tensor]) -> list[list[int]]:
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, img in enumerate(imgs):
+        groups.setdefault(tuple(img.shape), []).append(i)
+    return list(groups.values())
+
+
+def import_checkpoint(method: str, source: str | Path, out: str | Path, preset: str | None = None) -> Path:
+    """Convert an official file with the method's importer and save a zoo checkpoint."""
+    manager = get_manager()
+    manager.method(method)
+    source = Path(source)
+    if not source.exists():
+        raise ZooError(f"official checkpoint {source} does not exist")
+    imported = manager.hook.zoo_import_checkpoint(method=method, source=source, preset=preset)
+    if imported is None:
+        raise ZooError(f"method {method!r} has no importer for official checkpoints")
+    model = manager.hook.zoo_build_model(method=method, config=imported.config)
+    from zoo.checkpoint import load_state_strict
+
+    load_state_strict(model, imported.state_dict, what=f"converted {source}")
+    provenance = {"kind": "imported", "source": str(source), **imported.provenance}
+    return save_checkpoint(out, model.state_dict(), checkpoint_meta(method, imported.config, imported.preset, 0, provenance))
