@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from tqdm.auto import tqdm
 
 from zoo.errors import ZooError
@@ -22,8 +21,10 @@ PERCENTILES = (5, 25, 50, 75, 95)
 def write_mask_png(path: Path, mask01: np.ndarray) -> None:
     """(H, W) array with 1 = hole -> 8-bit grayscale PNG, white = hole (no timestamps, so
     the bytes depend only on the pixels)."""
+    from zoo.imageio import encode_gray_png
+
     with atomic_path(path) as tmp:
-        Image.fromarray(np.where(mask01 > 0, 255, 0).astype(np.uint8), mode="L").save(tmp, format="PNG", optimize=False)
+        tmp.write_bytes(encode_gray_png(np.where(mask01 > 0, 255, 0).astype(np.uint8)))
 
 
 def generate_masks(kind: str, size: int, count: int, seed: int, out_dir: str | Path, height: int | None = None, progress: bool = True) -> dict[str, Any]:
