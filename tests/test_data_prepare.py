@@ -68,6 +68,17 @@ def test_celeba_hq_official_partition(cli, tmp_path):
     assert (tmp_path / "out" / "splits" / "test.txt").read_text() == "images/2.png\n"
 
 
+def test_ffhq_metadata_json_wins(cli, tmp_path):
+    src = tmp_path / "ffhq"
+    for n in (0, 1):
+        _img(src / "images1024x1024" / "00000" / f"{n:05d}.png", n, (32, 32))
+    (src / "ffhq-dataset-v2.json").write_text(json.dumps({"0": {"category": "validation"}, "1": {"category": "training"}}))
+    assert _prepare(cli, src, "--layout", "ffhq", "--size", 16, "--out", tmp_path / "out").exit_code == 0
+    man = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert man["split_source"] == "ffhq-dataset-v2.json"
+    assert (tmp_path / "out" / "splits" / "test.txt").read_text() == "images/images1024x1024/00000/00000.png\n"
+
+
 def test_ffhq_split_rule(cli, tmp_path):
     src = tmp_path / "images1024x1024"
     for n in (0, 59999, 60000, 69999):
@@ -87,8 +98,9 @@ def test_places2_layout(cli, tmp_path):
     res = _prepare(cli, src, "--layout", "places2", "--size", 16, "--out", tmp_path / "out")
     assert res.exit_code == 0, res.output
     man = json.loads((tmp_path / "out" / "manifest.json").read_text())
-    assert man["counts"] == {"train": 2, "val": 1, "test": 1}  # no test_large: test = val_large
-    assert "test = val_large" in res.output
+    assert man["counts"] == {"train": 2, "val": 0, "test": 1}  # test = val_large; no test_large: empty val
+    assert (tmp_path / "out" / "splits" / "test.txt").read_text() == "images/val_large/Places365_val_00000001.png\n"
+    assert "the val split is empty" in res.output
     res = _prepare(cli, tmp_path / "src_missing_layout", "--layout", "places2", "--out", tmp_path / "o2")
     assert res.exit_code == 2
 

@@ -18,9 +18,9 @@ Layouts (what the official downloads unpack to; see docs/data.md for the sources
 * ``ffhq``: ``images1024x1024/00000/00000.png`` ... (or any folder of 00000..69999 files).
   Split: ``ffhq-dataset-v2.json``'s ``category`` if present, else the published rule it
   encodes: images 0-59,999 training, 60,000-69,999 validation (our ``val`` and ``test``).
-* ``places2``: Places365 ``data_large/`` or ``data_256/`` (train, standard or challenge),
-  ``val_large/`` (val), ``test_large/`` (test; if absent, test = val_large, the 36,500 images
-  MAT and CoModGAN report on).
+* ``places2``: Places365 ``data_large/`` or ``data_256/`` (train; standard or challenge),
+  ``val_large/`` -> our ``test`` (the 36,500 labelled validation images LaMa, MAT and CoModGAN
+  evaluate on), ``test_large/`` -> our ``val`` (LaMa samples its validation images from it).
 * ``folder``: any folder; top-level ``train/``, ``val/``, ``test/`` sub-folders are used as
   splits if present, else a seeded random split (``--val-count``, ``--test-count``).
 """
@@ -158,13 +158,16 @@ def _plan_places2(src: Path) -> Plan:
     test_dir = first_dir("test_large", "test_256", "test")
     if train_dir is None and val_dir is None:
         raise ZooError(f"{src} does not look like Places365: expected data_large/ (or data_256/) and val_large/ from the official tar files")
-    splits = {"train": list_images(train_dir) if train_dir else [], "val": list_images(val_dir) if val_dir else []}
-    notes = []
-    if test_dir is not None:
-        splits["test"] = list_images(test_dir)
-    else:
-        splits["test"] = list(splits["val"])
-        notes.append("no test_large/: test = val_large (the set MAT and CoModGAN report on)")
+    # LaMa and MAT/CoModGAN evaluate on Places365's labelled validation images (val_large:
+    # 36,500; LaMa samples 30,000 of them), and LaMa draws its own val images from test_large.
+    splits = {
+        "train": list_images(train_dir) if train_dir else [],
+        "val": list_images(test_dir) if test_dir else [],
+        "test": list_images(val_dir) if val_dir else [],
+    }
+    notes = ["test = val_large (what LaMa, MAT and CoModGAN report on); val = test_large"]
+    if test_dir is None:
+        notes.append("no test_large/: the val split is empty")
     return Plan(splits, "places365-folders", notes)
 
 
