@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 
-import numpy as np
 from PIL import Image
 
 from zoo.data import open_data, render
