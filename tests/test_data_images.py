@@ -83,3 +83,9 @@ def test_empty_and_missing_folders(tmp_path):
         ImageFolderDataset(tmp_path / "nope", resolution=32)
     with pytest.raises(ZooError, match="valid names: shapes"):
         open_data(str(tmp_path / "nope"), 32)
+
+
+def test_unknown_crop_is_a_user_error(tmp_path):
+    Image.fromarray(render(0, 0, 16)).save(tmp_path / "a.png")
+    with pytest.raises(ZooError, match="unknown crop 'corner'; valid choices: center, random"):
+        ImageFolderDataset(tmp_path, resolution=16, crop="corner")

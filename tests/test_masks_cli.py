@@ -104,3 +104,20 @@ def test_list_json_names_every_protocol(cli):
     for kind in ("lama-thin", "lama-medium", "lama-thick", "lama-thick-512", "mat-small", "mat-large", "lama-train", "mat-train",
                  "repaint-every-second-line", "repaint-half", "repaint-expand", "repaint-nn2", "box", "center", "outpaint"):
         assert kind in names
+
+
+def test_check_reports_every_problem(cli, image_folder, tmp_path):
+    images, masks = image_folder
+    res = cli("masks", "check", images, masks)
+    assert res.exit_code == 0 and "3 pair(s), 0 problem(s)" in res.output
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(masks / "img1.png")  # wrong size
+    soft = np.zeros((40, 48), np.uint8)
+    soft[5:9, 5:9] = 200
+    Image.fromarray(soft).save(masks / "img2.png")  # non-binary
+    res = cli("masks", "check", images, masks)
+    assert res.exit_code == 2
+    assert "img1.png is 10x10 but image" in res.output and "is 48x40" in res.output
+    assert "img2.png is not binary" in res.output
+    (masks / "img0.png").unlink()
+    res = cli("masks", "check", images, masks)
+    assert res.exit_code == 2 and "have no mask of the same name" in res.output

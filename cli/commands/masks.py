@@ -104,4 +104,26 @@ def masks_convert(folder, mask_convention, out_dir) -> None:
     click.echo(f"wrote {len(files)} mask(s) to {out_dir} (white = hole)")
 
 
+@masks_group.command("check")
+@click.argument("images", callback=existing_dir)
+@click.argument("masks", callback=existing_dir)
+@convention_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def masks_check(images, masks, mask_convention, as_json) -> None:
+    """Check that every image in IMAGES has a readable, binary mask of the same size in MASKS."""
+    from zoo.errors import ZooError
+    from zoo.masks.tools import check_pairs
+
+    report = check_pairs(images, masks, mask_convention)
+    if as_json:
+        print_json(report)
+    else:
+        for line in report["problems"]:
+            click.echo(f"problem: {line}")
+        mean = report["mean_hole_ratio"]
+        click.echo(f"{report['pairs']} pair(s), {len(report['problems'])} problem(s)" + (f", mean hole ratio {mean:.4f}" if mean is not None else ""))
+    if report["problems"]:
+        raise ZooError(f"{len(report['problems'])} problem(s) in {images} / {masks}; first: {report['problems'][0]}")
+
+
 COMMANDS = [masks_group]

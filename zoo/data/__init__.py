@@ -13,9 +13,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from zoo.errors import ZooError
+from zoo.errors import ZooError, choices_error
 from zoo.imageio import list_images, to_rgb, uint8_to_tensor
 from zoo.data.shapes import ShapesDataset, render
+
+CROPS = ("center", "random")
 
 __all__ = ["ImageFolderDataset", "ShapesDataset", "render", "open_data", "dataset_names", "resize_and_crop"]
 
@@ -54,6 +56,8 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         strict: bool = False,
         seed: int = 0,
     ) -> None:
+        if crop not in CROPS:
+            raise choices_error("crop", crop, CROPS)
         self.root = Path(root)
         self.files = files if files is not None else list_images(self.root)
         if not self.files:

@@ -115,3 +115,40 @@ def format_stats(stats: dict[str, Any], width: int = 40) -> str:
         bar = "#" * int(round(width * n / peak))
         lines.append(f"  {label:>8}  {n:6d}  {100 * n / stats['count']:5.1f}%  {bar}")
     return "\n".join(lines)
+
+
+def check_pairs(images: str | Path, masks: str | Path, convention: str = "hole-white") -> dict[str, Any]:
+    """Check a folder of images against a folder of masks of the same names: every image has
+    a mask, sizes agree, masks are binary and readable. Returns counts and a list of problems
+    (one line each); nothing is raised for problems so all of them can be reported at once."""
+    from PIL import Image
+
+    from zoo.imageio import load_mask, pair_images_and_masks
+
+    pairs = pair_images_and_masks(images, masks)
+    problems: list[str] = []
+    ratios = []
+    for img_path, mask_path in pairs:
+        try:
+            with Image.open(img_path) as img:
+                size = img.size
+        except Exception as exc:
+            problems.append(f"cannot read image {img_path} ({type(exc).__name__})")
+            continue
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                mask = load_mask(mask_path, convention)
+            except ZooError as exc:
+                problems.append(str(exc))
+                continue
+        if any("not binary" in str(c.message) for c in caught):
+            problems.append(f"mask {mask_path} is not binary (values besides 0 and 255); it will be thresholded at 128")
+        if (mask.shape[2], mask.shape[1]) != size:
+            problems.append(f"mask {mask_path} is {mask.shape[2]}x{mask.shape[1]} but image {img_path} is {size[0]}x{size[1]}")
+            continue
+        ratio = float(mask.mean())
+        ratios.append(ratio)
+        if ratio == 0.0:
+            problems.append(f"mask {mask_path} has no hole (with --mask-convention {convention})")
+    return {"pairs": len(pairs), "problems": problems, "mean_hole_ratio": float(np.mean(ratios)) if ratios else None}
