@@ -121,3 +121,34 @@ def test_check_reports_every_problem(cli, image_folder, tmp_path):
     (masks / "img0.png").unlink()
     res = cli("masks", "check", images, masks)
     assert res.exit_code == 2 and "have no mask of the same name" in res.output
+
+
+def test_plugins_add_mask_kinds_and_datasets(cli, tmp_path):
+    from zoo import hookimpl
+    from zoo.plugins import get_manager
+    from zoo.spec import DatasetSpec, MaskGeneratorSpec
+
+    class Extra:
+        @hookimpl
+        def zoo_register_mask_generators(self):
+            def stripe(h, w, rng):
+                m = np.zeros((h, w), np.float32)
+                m[:, : w // 4] = 1
+                return m
+
+            return [MaskGeneratorSpec("left-quarter", "left quarter of the image", stripe)]
+
+        @hookimpl
+        def zoo_register_datasets(self):
+            from zoo.data import ShapesDataset
+
+            return [DatasetSpec("tiny-shapes", "4 shapes images", lambda resolution, split, seed: ShapesDataset(resolution, seed, length=4, split=split))]
+
+    get_manager().register(Extra(), "extra")
+    res = _gen(cli, tmp_path / "m", kind="left-quarter", count=2, size=32)
+    assert res.exit_code == 0
+    assert json.loads(cli("masks", "stats", tmp_path / "m", "--json").stdout)["mean"] == pytest.approx(0.25)
+    res = cli("data", "eval-set", "--data", "tiny-shapes", "--masks", "left-quarter", "--count", 4, "--size", 16, "--out", tmp_path / "e")
+    assert res.exit_code == 0, res.output
+    res = cli("data", "eval-set", "--data", "tiny-shapes", "--masks", "left-quarter", "--count", 5, "--size", 16, "--out", tmp_path / "f")
+    assert res.exit_code == 2 and "larger than the 4 images of tiny-shapes" in res.output
