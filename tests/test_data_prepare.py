@@ -38,6 +38,22 @@ def test_folder_layout_with_split_subfolders(cli, tmp_path):
     assert len(open_data(str(tmp_path / "out"), resolution=24, split="train")) == 3
 
 
+def test_resume_keeps_existing_outputs(cli, tmp_path):
+    src = tmp_path / "src"
+    for i in range(3):
+        _img(src / f"{i}.png", i)
+    args = ["--layout", "folder", "--size", 16, "--out", tmp_path / "out", "--val-count", 0, "--test-count", 0]
+    assert _prepare(cli, src, *args).exit_code == 0
+    marker = tmp_path / "out" / "images" / "0.png"
+    Image.new("RGB", (16, 16), (1, 2, 3)).save(marker)  # a file the resumed run must keep
+    assert _prepare(cli, src, *args, "--resume").exit_code == 0
+    assert Image.open(marker).getpixel((0, 0)) == (1, 2, 3)
+    man = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert next(f for f in man["files"] if f["path"] == "images/0.png")["sha256"] == hashlib.sha256(marker.read_bytes()).hexdigest()
+    assert _prepare(cli, src, *args).exit_code == 0  # without --resume: rewritten
+    assert Image.open(marker).getpixel((0, 0)) != (1, 2, 3)
+
+
 def test_celeba_hq_one_based_names_and_lama_lists(cli, tmp_path):
     src = tmp_path / "data256x256"
     for n in range(1, 11):  # data256x256.zip names 00001.jpg.. ; LaMa re-indexes to 0-based

@@ -72,6 +72,10 @@ def test_eval_set_from_mask_folder_with_convention_and_size_check(cli, tmp_path)
     assert es.load(0)[1][0, 4:10, 4:20].all() and es.load(0)[1].sum() == 6 * 16
     res = cli("data", "eval-set", "--data", "shapes", "--masks", black, "--count", 3, "--size", 48, "--out", tmp_path / "f")
     assert res.exit_code == 2 and "is 32x32 but the images are 48x48" in res.output
+    res = cli("data", "eval-set", "--data", "shapes", "--masks", black, "--mask-convention", "hole-black", "--count", 3, "--size", 64, "--resize-masks", "--out", tmp_path / "g")
+    assert res.exit_code == 0 and "Warning: resized 3 mask(s) to 64x64" in res.output
+    big = load_eval_set(tmp_path / "g").load(0)[1]
+    assert big.shape == (1, 64, 64) and big[0, 8:20, 8:40].all() and big.sum() == 4 * 6 * 16
 
 
 def test_eval_set_bad_input(cli, tmp_path):

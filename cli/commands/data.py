@@ -39,13 +39,14 @@ def data_list(as_json: bool) -> None:
 @click.option("--limit", type=int, default=None, help="At most N images per split (quick trials).")
 @click.option("--workers", type=int, default=2, show_default=True)
 @click.option("--strict", is_flag=True, help="Stop at the first unreadable image instead of skipping it.")
+@click.option("--resume", is_flag=True, help="Keep output images that already exist (continue an interrupted run).")
 @seed_option
-def data_prepare(src, layout, size, out_dir, split_lists, fmt, val_count, test_count, limit, workers, strict, seed) -> None:
+def data_prepare(src, layout, size, out_dir, split_lists, fmt, val_count, test_count, limit, workers, strict, resume, seed) -> None:
     """Resize a downloaded dataset SRC into OUT with split lists and a manifest."""
     from zoo.data.prepare import prepare
 
     with echo_warnings():
-        manifest = prepare(layout, src, out_dir, size=size, seed=seed, split_lists=split_lists, fmt=fmt, strict=strict, workers=workers, limit=limit, val_count=val_count, test_count=test_count)
+        manifest = prepare(layout, src, out_dir, size=size, seed=seed, split_lists=split_lists, fmt=fmt, strict=strict, workers=workers, limit=limit, val_count=val_count, test_count=test_count, resume=resume)
     counts = ", ".join(f"{k} {v}" for k, v in manifest["counts"].items())
     click.echo(f"wrote {len(manifest['files'])} image(s) at {size}px to {out_dir} ({counts}; split from {manifest['split_source']}; skipped {len(manifest['skipped'])} unreadable)")
 
@@ -72,16 +73,17 @@ def data_synth(name, count, size, split, seed, out_dir) -> None:
 @click.option("--size", "resolution", type=int, default=256, show_default=True)
 @click.option("--split", default="test", show_default=True, help="Split of a prepared or registered dataset.")
 @convention_option
+@click.option("--resize-masks", is_flag=True, help="Mask folder only: resize masks of another size to the images (nearest) instead of refusing them.")
 @click.option("--strict", is_flag=True, help="Stop at the first unreadable image instead of skipping it.")
 @seed_option
 @click.option("--out", "out_dir", required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def data_eval_set(data, masks, count, resolution, split, mask_convention, strict, seed, out_dir, as_json) -> None:
+def data_eval_set(data, masks, count, resolution, split, mask_convention, resize_masks, strict, seed, out_dir, as_json) -> None:
     """Build a fixed image/mask pairing (images/, masks/, manifest.json) that every method is scored on."""
     from zoo.data.evalset import build_eval_set
 
     with echo_warnings():
-        es = build_eval_set(data, masks, count, seed, out_dir, resolution=resolution, progress=not as_json, split=split, mask_convention=mask_convention, strict=strict)
+        es = build_eval_set(data, masks, count, seed, out_dir, resolution=resolution, progress=not as_json, split=split, mask_convention=mask_convention, strict=strict, resize_masks=resize_masks)
     summary = {"out": str(out_dir), "count": len(es), "hash": es.hash, "bins": es.manifest["bin_counts"], "skipped": len(es.manifest["skipped"])}
     if as_json:
         print_json(summary)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -93,10 +94,12 @@ def build_eval_set(
     split: str = "test",
     mask_convention: str = "hole-white",
     strict: bool = False,
+    resize_masks: bool = False,
 ) -> EvalSet:
     """Draw the first ``count`` images of DATA (split ``split``) and pair image ``i`` with
     mask ``i`` of kind ``masks`` for ``seed`` (or with the ``i``-th file of a mask folder,
-    read with ``mask_convention``); write them, a manifest and a content hash."""
+    read with ``mask_convention``; ``resize_masks`` resizes masks of another size, nearest
+    neighbour, instead of refusing them); write them, a manifest and a content hash."""
     from zoo.data import open_data
     from zoo.imageio import MASK_CONVENTIONS, load_mask
     from zoo.masks import make_mask
@@ -119,6 +122,7 @@ def build_eval_set(
     items = []
     digest = hashlib.sha256()
     seen: set[str] = set()
+    resized_count = 0
     bar = tqdm(total=count, desc="eval set", disable=not progress)
     j = 0
     for i in range(count):
@@ -137,6 +141,12 @@ def build_eval_set(
             mask = make_mask(kind, image.shape[1], image.shape[2], seed, i)
         else:
             mask = load_mask(mask_files[i], mask_convention)
+            if mask.shape[1:] != image.shape[1:] and resize_masks:
+                from zoo.masks import resize_nearest
+
+                resized = resize_nearest(mask[0].numpy(), image.shape[1], image.shape[2])
+                mask = torch.from_numpy(np.ascontiguousarray(resized))[None]
+                resized_count += 1
             if mask.shape[1:] != image.shape[1:]:
                 raise ZooError(
                     f"mask {mask_files[i]} is {mask.shape[2]}x{mask.shape[1]} but the images are {image.shape[2]}x{image.shape[1]} (--size {resolution}); resize the masks or pick --size"
@@ -149,6 +159,10 @@ def build_eval_set(
         digest.update((out / "images" / f"{name}.png").read_bytes())
         digest.update((out / "masks" / f"{name}.png").read_bytes())
     bar.close()
+    if resized_count:
+        import warnings
+
+        warnings.warn(f"resized {resized_count} mask(s) to {resolution}x{resolution} (nearest neighbour)", stacklevel=2)
     skipped = sorted(getattr(dataset, "skipped", ()))
     manifest = {
         "version": 1,
@@ -162,6 +176,7 @@ def build_eval_set(
         "bins": list(BIN_EDGES),
         "bin_counts": bin_counts([it["hole_ratio"] for it in items]),
         "skipped": skipped,
+        "resized_masks": resized_count,
         "hash": digest.hexdigest(),
         "items": items,
     }

@@ -232,8 +232,12 @@ def prepare(
     val_count: int = 2000,
     test_count: int = 2000,
     progress: bool = True,
+    resume: bool = False,
 ) -> dict[str, Any]:
-    """Resize every image of ``src`` (``layout``) into ``out_dir``; write split lists and a manifest."""
+    """Resize every image of ``src`` (``layout``) into ``out_dir``; write split lists and a
+    manifest. ``resume=True`` keeps output files that already exist (an interrupted run of a
+    large dataset continues where it stopped; files are written atomically, so an existing
+    file is complete)."""
     if fmt not in FORMATS:
         raise choices_error("format", fmt, FORMATS)
     if size < 8:
@@ -251,6 +255,9 @@ def prepare(
 
     def run(item: tuple[Path, Path]):
         try:
+            if resume and (out / item[1]).is_file():
+                with Image.open(out / item[1]) as done:
+                    return item[0], done.size
             return item[0], _convert(item[0], out / item[1], size, fmt)
         except Exception as exc:  # damaged file: reported below
             return item[0], exc
