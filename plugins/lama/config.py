@@ -59,6 +59,8 @@ LAMA_PRESETS = {
         "l1_weight_missing": 10.0,  # hole L1 so a few CPU steps visibly learn
         "fm_weight": 10.0,
         "adv_weight": 1.0,
+        "lr_g": 3e-3,  # faster on a toy problem
+        "lr_d": 3e-4,
         "steps": 50,
         "batch_size": 4,
         "train_masks": "box",
