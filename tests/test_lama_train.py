@@ -178,3 +178,16 @@ def test_cli_train_sample_score(cli, image_folder, tmp_path):
 def test_cli_refuses_unknown_override(cli, tmp_path):
     result = cli("train", "lama", "--data", "shapes", "--preset", "tiny", "--set", "n_blockz=3", "--out", tmp_path)
     assert result.exit_code == 2
+
+
+def test_cli_score_reports_the_realism_score(cli, tmp_path):
+    """`zoo score lama ...` (from the metrics branch) lists the plugin's number; skipped while
+    this tree's `zoo score` is the placeholder."""
+    if cli("score", "--list-metrics").exit_code != 0:
+        pytest.skip("`zoo score` is not available in this tree yet (the zoo_score hook is tested above)")
+    run = tmp_path / "run"
+    assert cli("train", "lama", "--data", "shapes", "--preset", "tiny", "--steps", "2", "--out", run).exit_code == 0
+    result = cli("score", "lama", "--checkpoint", run / "model.safetensors", "--data", "shapes", "--masks", "box",
+                 "--metric", "psnr", "--count", "4", "--size", "32", "--out", tmp_path / "score", "--json")
+    assert result.exit_code == 0, result.output
+    assert "d-realism-hole" in result.output
