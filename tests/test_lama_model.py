@@ -115,3 +115,18 @@ def test_local_fourier_unit_option_runs_and_adds_weights():
     images, masks = batch(1, 32, 32)
     out = inpaint(lfu, images, masks).images
     assert out.shape == images.shape and torch.isfinite(out).all()
+
+
+def test_grad_checkpointing_gives_the_same_gradients():
+    torch.manual_seed(0)
+    plain = tiny_model().train()
+    ckpt = tiny_model().train()
+    ckpt.load_state_dict(plain.state_dict())
+    ckpt.generator.enable_grad_checkpointing()
+    images, masks = batch(2, 32, 32)
+    for model in (plain, ckpt):
+        model(images, masks).square().mean().backward()
+    grads = [(n, p.grad, dict(ckpt.generator.named_parameters())[n].grad) for n, p in plain.generator.named_parameters()]
+    assert all(g2 is not None for _, _, g2 in grads)
+    for name, g1, g2 in grads:
+        torch.testing.assert_close(g1, g2, atol=1e-6, rtol=1e-5, msg=name)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from zoo_plugins.lama.config import LamaConfig
 
@@ -189,9 +189,22 @@ class FFCResNetGenerator(nn.Module):
             layers += [nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=1), nn.BatchNorm2d(c_out), nn.ReLU(True)]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Sigmoid()]
         self.model = nn.Sequential(*layers)
+        self.grad_checkpointing = False
+
+    def enable_grad_checkpointing(self) -> None:
+        """Recompute the residual blocks' activations in the backward pass (less memory).
+        BatchNorm running statistics then see each batch twice per step."""
+        self.grad_checkpointing = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        if not (self.grad_checkpointing and self.training and torch.is_grad_enabled()):
+            return self.model(x)
+        for layer in self.model:
+            if isinstance(layer, FFCResnetBlock):
+                x = checkpoint(lambda a, b, blk=layer: blk((a, b)), *x, use_reentrant=False)
+            else:
+                x = layer(x)
+        return x
 
 
 # -- discriminator --------------------------------------------------------------------------
