@@ -205,7 +205,7 @@ def test_published_layout_matches_the_zoo_model_keys():
         assert own == published_generator_shapes(n)
 
 
-def test_import_big_lama_is_complete_strict_and_computes_the_same_function(cli, tmp_path):
+def test_import_big_lama_is_complete_strict_and_computes_the_same_function(cli, tmp_path, image_folder):
     EXECUTED.clear()
     gen = random_tensors(published_generator_shapes(18))
     folder = tmp_path / "big-lama"
@@ -242,6 +242,12 @@ def test_import_big_lama_is_complete_strict_and_computes_the_same_function(cli, 
     hole = mask[0].expand(3, -1, -1).bool().numpy()
     assert ref[hole].std() > 0.01  # a non-trivial prediction, not a saturated sigmoid
     np.testing.assert_allclose(ours[0].numpy(), ref, atol=2e-5, rtol=1e-4)
+
+    # the converted checkpoint samples through the CLI like any other
+    images, masks = image_folder
+    result = cli("sample", "lama", "--checkpoint", out, "--images", images, "--masks", masks, "--out", tmp_path / "pred")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "pred").iterdir()) == ["img0.png", "img1.png", "img2.png"]
 
 
 def test_ffc_block_matches_independent_restatement():
