@@ -92,6 +92,10 @@ def score_cmd(method, pred, gt, masks, metric_list, checkpoint, data, out_dir, c
             if entry.method != method:
                 raise ZooError(f"{checkpoint} is a checkpoint of method {entry.method!r}, not {method!r}")
         else:
+            from zoo.plugins import get_manager
+
+            if get_manager().method(method).needs_training:
+                raise ZooError(f"method {method!r} needs a checkpoint: pass --checkpoint CKPT")
             entry = resolve_entries([method], [])[0]
         res = run_compare([entry], specs, out_dir or f"runs/score-{method}", data, masks, count=count, size=size, seed=seed,
                           batch_size=batch_size, device=device, fid_weights=fid_weights, fid_layer=fid_layer,

@@ -26,10 +26,14 @@ def backbone_url(net: str) -> str:
 @functools.lru_cache(maxsize=4)
 def lpips_model(net: str = "alex", device: str = "cpu") -> torch.nn.Module:
     """The ``lpips.LPIPS`` network, its backbone from the hub cache (never random)."""
+    import warnings
+
     import lpips
 
     cached_or_download(backbone_url(net), f"LPIPS {net} backbone")
-    model = lpips.LPIPS(net=net, version="0.1", pretrained=True, verbose=False)
+    with warnings.catch_warnings():  # lpips calls torchvision's deprecated pretrained=True
+        warnings.simplefilter("ignore", UserWarning)
+        model = lpips.LPIPS(net=net, version="0.1", pretrained=True, verbose=False)
     return model.eval().requires_grad_(False).to(device)
 
 
