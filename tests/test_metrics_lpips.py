@@ -25,6 +25,7 @@ def isolated(tmp_path, monkeypatch):
     lpips_model.cache_clear()
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")
 def test_lpips_equals_the_lpips_package(tmp_path):
     import lpips
 

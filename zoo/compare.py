@@ -262,8 +262,10 @@ def _weighted_means(batches) -> dict[str, float]:
 def score_entry(entry: Entry, ev, pred_dir: Path, metrics: list[MetricSpec], score_file: Path, **options):
     from zoo.metrics.scoring import ScoreResult, score_folders
 
+    from zoo import __version__
+
     done = _read_json(pred_dir / "done.json") or {}
-    key = {"metrics": [m.name for m in metrics], "predictions": done.get("fingerprint"),
+    key = {"metrics": [m.name for m in metrics], "predictions": done.get("fingerprint"), "zoo": __version__,
            **{k: str(v) for k, v in options.items() if k in ("bootstrap", "fid_layer", "fid_weights", "seed")}}
     cached = _read_json(score_file)
     if cached is not None and cached.get("key") == key:
