@@ -87,13 +87,19 @@ class MaxErrPlugin:
         return [MetricSpec("max-err", "largest absolute error", False, fn)]
 
 
-def test_plugin_metric_through_the_hook():
+def test_plugin_metric_through_the_hook(tmp_path):
+    from test_metrics_support import write_pairs
+
+    from zoo.metrics.scoring import score_folders
+
     manager = get_manager()
     manager.register(MaxErrPlugin(), name="maxerr")
     try:
-        spec = metric("max-err")
-        _, _, _, tg, tp, tm = _batch()
-        assert spec.fn(tp, tg, tm).shape == (3,)
+        pred, gt, masks = write_pairs(tmp_path, n=4, size=24)
+        r = score_folders(pred, gt, parse_metric_list("max-err,psnr"), masks, progress=False)
+        m = r.metrics["max-err"]
+        assert 0 < m["value"] <= 2 and m["higher_is_better"] is False
+        assert len(m["bins"]) >= 2 and sum(b["n"] for b in m["bins"].values()) == 4  # per bin too
     finally:
         manager.unregister("maxerr")
     with pytest.raises(ZooError, match="unknown metric 'max-err'"):

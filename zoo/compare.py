@@ -3,6 +3,7 @@
 A compare folder (REPORT_DIR) holds everything it needs to resume::
 
     evalset/                 images/, masks/, manifest.json (one eval set for all methods)
+    evalset.request.json     the --data/--masks/--count/--size/--seed it was built for
     predictions/<label>/     000000.png ... ; progress.json (finished batches, plugin
                              numbers); done.json once the method is complete
     scores/<label>.json      the method's scores (reused when metrics and inputs match)
@@ -38,6 +39,7 @@ from zoo.spec import MetricSpec
 PRED_DIR = "predictions"
 EVAL_DIR = "evalset"
 SCORE_DIR = "scores"
+REQUEST_FILE = "evalset.request.json"
 
 
 @dataclass
@@ -121,18 +123,21 @@ def prepare_eval_set(out_dir: Path, data: str | None, masks: str, count: int, si
     root = Path(out_dir) / EVAL_DIR
     masks_id = str(mask_path.resolve()) if mask_path.is_dir() else masks
     request = {"data": str(data), "masks": masks_id, "count": count, "seed": seed, "resolution": size}
-    if (root / MANIFEST).is_file():
-        ev = load_eval_set(root)
-        have = {k: ev.manifest.get(k) for k in request}
+    request_file = Path(out_dir) / REQUEST_FILE  # what was asked, beside the eval set
+    if (root / MANIFEST).is_file() and request_file.is_file():
+        have = _read_json(request_file) or {}
         if have != request:
-            diff = next(k for k in request if have[k] != request[k])
-            raise ZooError(f"{out_dir} already holds an eval set with {diff}={have[diff]!r} (asked: {request[diff]!r}); use another --out or the same settings")
-        return ev
+            diff = next((k for k in request if have.get(k) != request[k]), "settings")
+            raise ZooError(f"{out_dir} already holds an eval set with {diff}={have.get(diff)!r} (asked: {request.get(diff)!r}); use another --out or the same settings")
+        return load_eval_set(root)
     if root.exists():
         shutil.rmtree(root)  # an interrupted build: start it again
     if mask_path.is_dir():
-        return _eval_set_from_mask_folder(root, str(data), mask_path, masks_id, count, size, seed, progress)
-    return build_eval_set(str(data), masks, count, seed, root, resolution=size, progress=progress)
+        ev = _eval_set_from_mask_folder(root, str(data), mask_path, masks_id, count, size, seed, progress)
+    else:
+        ev = build_eval_set(str(data), masks, count, seed, root, resolution=size, progress=progress)
+    write_text(request_file, json.dumps(request, indent=1))
+    return ev
 
 
 def _eval_set_from_mask_folder(root: Path, data: str, mask_dir: Path, masks_id: str, count: int, size: int, seed: int, progress: bool):
