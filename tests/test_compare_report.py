@@ -75,10 +75,14 @@ def test_methods():
 
 def test_compare_writes_every_file_and_ranks(tmp_path, test_methods):
     out = tmp_path / "report"
-    res = _run("compare", "--metric", "psnr,ssim,l1-hole", "--data", "shapes", "--masks", "box",
-               "--methods", "gray-fill,telea", "--out", out, "--count", 8, "--size", 32, "--batch-size", 4)
+    from test_metrics_support import inception_weights_file
+
+    res = _run("compare", "--metric", "psnr,ssim,l1-hole,fid", "--data", "shapes", "--masks", "box",
+               "--methods", "gray-fill,telea", "--out", out, "--count", 8, "--size", 32, "--batch-size", 4,
+               "--fid-weights", inception_weights_file(), "--fid-layer", "64", "--bootstrap", "0")
     assert res.exit_code == 0, res.output
-    for name in ("results.json", "results.csv", "report.md", "grid.png", "plots/psnr.png", "plots/ssim.png", "plots/l1-hole.png"):
+    assert "fid on 8 images is unreliable: use at least 2048" in res.output
+    for name in ("results.json", "results.csv", "report.md", "grid.png", "plots/psnr.png", "plots/ssim.png", "plots/l1-hole.png", "plots/fid.png"):
         assert (out / name).is_file(), name
     for png in ("grid.png", "plots/psnr.png"):
         with Image.open(out / png) as img:
@@ -87,6 +91,10 @@ def test_compare_writes_every_file_and_ranks(tmp_path, test_methods):
     results = json.loads((out / "results.json").read_text())
     assert results["ranking"] == ["telea", "gray-fill"]  # telea beats a gray fill on every metric
     by = {m["label"]: m for m in results["methods"]}
+    # the ground-truth side of FID is extracted once for both methods
+    assert by["gray-fill"]["info"]["reference_features"] == "computed"
+    assert by["telea"]["info"]["reference_features"] == "cached"
+    assert by["telea"]["scores"]["metrics"]["fid"]["value"] < by["gray-fill"]["scores"]["metrics"]["fid"]["value"]
     assert by["telea"]["scores"]["metrics"]["psnr"]["value"] > by["gray-fill"]["scores"]["metrics"]["psnr"]["value"]
     report = (out / "report.md").read_text()
     assert "| 1 | **telea** (best) |" in report and "| 2 | gray-fill |" in report

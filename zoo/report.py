@@ -82,6 +82,7 @@ def results_dict(res, order: list[int], command: list[str] | None = None) -> dic
                 "method": e.entry.method,
                 "checkpoint": str(e.entry.checkpoint) if e.entry.checkpoint else None,
                 "predictions": e.sampled,
+                "info": e.info,
                 "scores": e.score.to_dict(),
                 "method_scores": {f"{e.entry.method}/{k}": v for k, v in e.method_scores.items()},
             }
