@@ -135,7 +135,7 @@ def prepare_eval_set(out_dir: Path, data: str | None, masks: str, count: int, si
     if mask_path.is_dir():
         ev = _eval_set_from_mask_folder(root, str(data), mask_path, masks_id, count, size, seed, progress)
     else:
-        ev = build_eval_set(str(data), masks, count, seed, root, resolution=size, progress=progress)
+        ev = build_eval_set(data=str(data), masks=masks, count=count, seed=seed, out_dir=root, resolution=size, progress=progress)
     write_text(request_file, json.dumps(request, indent=1))
     return ev
 
