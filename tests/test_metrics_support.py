@@ -6,7 +6,9 @@ Imported by tests/test_metrics_*.py, test_score_*.py and test_compare_*.py; hold
 
 from __future__ import annotations
 
+import atexit
 import functools
+import shutil
 import tempfile
 from pathlib import Path
 from unittest import mock
@@ -33,7 +35,9 @@ def inception_weights_file() -> Path:
     for module in model.modules():
         if isinstance(module, torch.nn.Conv2d):
             torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-    path = Path(tempfile.mkdtemp(prefix="zoo-test-incep-")) / "weights-inception-2015-12-05-6726825d.pth"
+    folder = Path(tempfile.mkdtemp(prefix="zoo-test-incep-"))
+    atexit.register(shutil.rmtree, folder, True)  # 95 MB: gone when the test process ends
+    path = folder / "weights-inception-2015-12-05-6726825d.pth"
     torch.save(model.state_dict(), path)
     return path
 
