@@ -189,3 +189,12 @@ def test_checkpoints_mask_folders_and_bad_requests(tmp_path):
     assert "unknown mask kind" in _error(_run("compare", "--metric", "psnr", "--data", "shapes", "--masks", "blobs", "--methods", "telea", "--out", tmp_path / "z", "--count", 2, "--size", 32))
     assert "nothing to compare" in _error(_run("compare", "--metric", "psnr", "--data", "shapes", "--masks", "box", "--out", tmp_path / "w"))
     assert "has 4 mask files but --count is 9" in _error(_run("compare", "--metric", "psnr", "--data", "shapes", "--masks", masks, "--methods", "telea", "--out", tmp_path / "v", "--count", 9, "--size", 32))
+
+
+def test_missing_weights_stop_compare_before_any_sampling(tmp_path, test_methods):
+    out = tmp_path / "r"
+    for metric, name in (("psnr,lpips", "alexnet-owt-7be5be79.pth"), ("fid", "weights-inception-2015-12-05-6726825d.pth")):
+        msg = _error(_run("compare", "--metric", metric, "--data", "shapes", "--masks", "box", "--methods", "gray-fill",
+                          "--out", out, "--count", 4, "--size", 32))
+        assert name in msg and "hub" in msg
+    assert test_methods.calls == {} and not out.exists()

@@ -301,6 +301,9 @@ def run_compare(
     command: list[str] | None = None,
 ) -> CompareResult:
     """Steps 2-5 of the module recipe; returns every number that the report shows."""
+    from zoo.metrics.scoring import preflight
+
+    preflight(metrics, fid_weights)  # missing weights: stop now, not after hours of sampling
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ev = prepare_eval_set(out, data, masks, count, size, seed, progress)

@@ -85,6 +85,9 @@ class MetricSpec:
     min_count: int = 0
     #: Why ``min_count``, shown in that warning.
     min_count_reason: str = ""
+    #: Called once before any sampling or scoring (load weights; raise ZooError early when
+    #: a file is missing), so a long compare never fails at its last step.
+    prepare: Callable[[], Any] | None = None
 
 
 @dataclass(frozen=True)

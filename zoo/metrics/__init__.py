@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from zoo.errors import choices_error
 from zoo.metrics import distribution as _dist
-from zoo.metrics.perceptual import lpips_alex, lpips_vgg
+from zoo.metrics.perceptual import backbone_url, lpips_alex, lpips_vgg
 from zoo.metrics.pixel import l1, l1_hole, psnr, psnr_hole, ssim, ssim_hole
 from zoo.spec import MetricSpec
 
@@ -20,6 +20,12 @@ from zoo.spec import MetricSpec
 STABLE_COUNT = 2048
 _WHY = "the feature dimension; below it the estimate is dominated by small-sample bias, papers use 10,000+"
 
+def _lpips_ready(net: str) -> None:
+    from zoo.metrics.weights import cached_or_download
+
+    cached_or_download(backbone_url(net), f"LPIPS {net} backbone")
+
+
 BUILTIN_METRICS = [
     MetricSpec("psnr", "PSNR (dB) on the whole image", True, psnr),
     MetricSpec("psnr-hole", "PSNR (dB) over the hole only", True, psnr_hole, needs_mask=True),
@@ -27,8 +33,8 @@ BUILTIN_METRICS = [
     MetricSpec("ssim-hole", "SSIM map averaged over the hole only", True, ssim_hole, needs_mask=True),
     MetricSpec("l1", "L1 on [0, 1] over the whole image", False, l1),
     MetricSpec("l1-hole", "L1 on [0, 1] over the hole", False, l1_hole, needs_mask=True),
-    MetricSpec("lpips", "LPIPS v0.1, AlexNet backbone", False, lpips_alex),
-    MetricSpec("lpips-vgg", "LPIPS v0.1, VGG16 backbone", False, lpips_vgg),
+    MetricSpec("lpips", "LPIPS v0.1, AlexNet backbone", False, lpips_alex, prepare=lambda: _lpips_ready("alex")),
+    MetricSpec("lpips-vgg", "LPIPS v0.1, VGG16 backbone", False, lpips_vgg, prepare=lambda: _lpips_ready("vgg")),
     MetricSpec("fid", "Frechet Inception Distance (torch-fidelity)", False, _dist.fid, per_image=False,
                features="inception", min_count=STABLE_COUNT, min_count_reason=_WHY),
     MetricSpec("kid", "Kernel Inception Distance (torch-fidelity, subsets of min(1000, N))", False, _dist.kid,

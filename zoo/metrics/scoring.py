@@ -174,6 +174,17 @@ def bin_order(labels: Sequence[str | None]) -> list[str]:
 # --------------------------------------------------------------------------------------
 # Scoring
 # --------------------------------------------------------------------------------------
+def preflight(metrics: Sequence[MetricSpec], fid_weights: str | Path | None = None) -> None:
+    """Fail before any work when a metric's weights are missing (one-line ZooError)."""
+    from zoo.metrics.weights import inception_weights
+
+    for spec in metrics:
+        if spec.prepare is not None:
+            spec.prepare()
+    if any(spec.features for spec in metrics):
+        inception_weights(fid_weights)
+
+
 def score_folders(
     pred_dir: str | Path,
     gt_dir: str | Path,
@@ -206,6 +217,7 @@ def score_folders(
     if needs_mask and mask_dir is None:
         raise ZooError(f"metric {needs_mask[0]!r} is measured on the hole and needs --masks DIR")
     pairs = pair_folders(pred_dir, gt_dir, mask_dir)
+    preflight(metrics, fid_weights)
     n = len(pairs)
     result = ScoreResult(names=[p.key for p in pairs], bins=[None] * n)
     if bins is not None:
