@@ -139,3 +139,24 @@ def test_score_method_samples_then_scores_with_hook_numbers(tmp_path):
     assert "mean-fill/hole-mse" in res.output and "psnr" in res.output
     # a method that needs a checkpoint is refused without one
     assert "needs a checkpoint" in _error(_run("score", "conv-l1", "--data", "shapes", "--masks", "box", "--metric", "psnr", "--out", out))
+
+
+def test_score_method_with_a_checkpoint(tmp_path):
+    from zoo.checkpoint import save_checkpoint
+    from zoo.config import resolve_config
+    from zoo.runner import checkpoint_meta
+
+    manager = get_manager()
+    config, preset = resolve_config(manager.method("conv-l1"), "tiny", None)
+    model = manager.hook.zoo_build_model(method="conv-l1", config=config)
+    ckpt = tmp_path / "conv.safetensors"
+    save_checkpoint(ckpt, model.state_dict(), checkpoint_meta("conv-l1", config, preset, 0, {"kind": "test"}))
+    out = tmp_path / "run"
+    res = _run("score", "conv-l1", "--checkpoint", ckpt, "--data", "shapes", "--masks", "center", "--metric", "l1-hole",
+               "--count", 3, "--size", 32, "--out", out, "--json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output[res.output.index("{"):])
+    assert data["count"] == 3 and data["metrics"]["l1-hole"]["value"] > 0
+    assert set(data["per_image"]["bins"]) == {"20-30%"}  # center masks cover 25 %
+    msg = _error(_run("score", "telea", "--checkpoint", ckpt, "--data", "shapes", "--masks", "box", "--metric", "psnr", "--out", out))
+    assert "checkpoint of method 'conv-l1', not 'telea'" in msg
