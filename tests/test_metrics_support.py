@@ -24,7 +24,8 @@ def inception_weights_file() -> Path:
     with torch.save under the published file name (built once per test process).
 
     Convolutions get Kaiming-normal weights so the 2048-d features are O(1) rather than
-    vanishing (the library's default init shrinks them to ~1e-8)."""
+    vanishing (the library's default init shrinks them to ~1e-8), and the classifier
+    N(0, 1) weights so the Inception Score is not trivially 1."""
     import torch_fidelity.feature_extractor_inceptionv3 as fe
 
     torch.manual_seed(0)
@@ -35,6 +36,7 @@ def inception_weights_file() -> Path:
     for module in model.modules():
         if isinstance(module, torch.nn.Conv2d):
             torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+    torch.nn.init.normal_(model.fc.weight, std=1.0)  # logits that differ between images: IS > 1
     folder = Path(tempfile.mkdtemp(prefix="zoo-test-incep-"))
     atexit.register(shutil.rmtree, folder, True)  # 95 MB: gone when the test process ends
     path = folder / "weights-inception-2015-12-05-6726825d.pth"

@@ -39,7 +39,7 @@ BUILTIN_METRICS = [
                features="inception", min_count=STABLE_COUNT, min_count_reason=_WHY),
     MetricSpec("kid", "Kernel Inception Distance (torch-fidelity, subsets of min(1000, N))", False, _dist.kid,
                per_image=False, features="inception", min_count=1000, min_count_reason="torch-fidelity's default KID subset size"),
-    MetricSpec("is", "Inception Score of the predictions (torch-fidelity)", True, _dist.inception_score,
+    MetricSpec("is", "Inception Score of the predictions (torch-fidelity, 10 splits)", True, _dist.inception_score,
                per_image=False, features="inception-logits", min_count=5000, min_count_reason="the usual 10 splits of 500+ images"),
     MetricSpec("p-ids", "Paired Inception Discriminative Score (CoModGAN)", True, _dist.p_ids, per_image=False,
                features="inception", min_count=STABLE_COUNT, min_count_reason=_WHY),

@@ -59,8 +59,14 @@ def kid(pred: dict, gt: dict) -> float:
     return float(out[KEY_METRIC_KID_MEAN])
 
 
+def is_splits(n: int) -> int:
+    """torch-fidelity's 10 splits, fewer below 100 images so each split keeps >= 10 images
+    (a split of one image always scores exactly 1)."""
+    return max(1, min(IS_SPLITS, n // 10))
+
+
 def inception_score(pred: dict, gt: dict) -> float:
-    """Inception Score of the predictions alone (min(10, N) splits)."""
+    """Inception Score of the predictions alone (10 splits; see :func:`is_splits`)."""
     from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, isc_features_to_metric
 
     if "logits" not in pred:
@@ -68,7 +74,7 @@ def inception_score(pred: dict, gt: dict) -> float:
     n = len(pred["logits"])
     if n < 1:
         return float("nan")
-    out = isc_features_to_metric(torch.from_numpy(pred["logits"]), splits=min(IS_SPLITS, n), shuffle=True, rng_seed=RNG_SEED)
+    out = isc_features_to_metric(torch.from_numpy(pred["logits"]), splits=is_splits(n), shuffle=True, rng_seed=RNG_SEED)
     return float(out[KEY_METRIC_ISC_MEAN])
 
 
