@@ -22,3 +22,37 @@ def existing_dir(ctx: click.Context, param: click.Parameter, value):
     if not Path(value).is_dir():
         raise ZooError(f"{param.opts[0]} {value}: folder does not exist")
     return Path(value)
+
+
+fid_weights_option = click.option(
+    "--fid-weights", default=None, metavar="PATH",
+    help="torch-fidelity Inception weights (.pth) for FID/KID/IS/IDS (default: $ZOO_FID_WEIGHTS, then the torch hub cache).",
+)
+fid_layer_option = click.option(
+    "--fid-layer", type=click.Choice(["2048", "768", "192", "64"]), default="2048", show_default=True,
+    help="Inception feature layer of FID/KID/IDS; 2048 is the standard.",
+)
+bootstrap_option = click.option(
+    "--bootstrap", type=int, default=10, show_default=True,
+    help="Bootstrap resamples for the CI of distribution metrics (0: none).",
+)
+
+
+
+
+def eval_options(fn):
+    """The options every command that builds an eval set and scores it shares."""
+    for option in reversed(
+        [
+            click.option("--count", type=int, default=100, show_default=True, help="Eval-set size (when the eval set is built)."),
+            click.option("--size", type=int, default=256, show_default=True, help="Eval-set resolution (square)."),
+            seed_option,
+            click.option("--batch-size", type=int, default=8, show_default=True),
+            fid_weights_option,
+            fid_layer_option,
+            bootstrap_option,
+            device_option,
+        ]
+    ):
+        fn = option(fn)
+    return fn

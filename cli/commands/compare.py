@@ -4,21 +4,7 @@ from __future__ import annotations
 
 import click
 
-from zoo_cli.options import device_option, seed_option
-
-fid_weights_option = click.option(
-    "--fid-weights", default=None, metavar="PATH",
-    help="torch-fidelity Inception weights (.pth) for FID/KID/IS/IDS (default: $ZOO_FID_WEIGHTS, then the torch hub cache).",
-)
-fid_layer_option = click.option(
-    "--fid-layer", type=click.Choice(["2048", "768", "192", "64"]), default="2048", show_default=True,
-    help="Inception feature layer of FID/KID/IDS; 2048 is the standard.",
-)
-bootstrap_option = click.option(
-    "--bootstrap", type=int, default=10, show_default=True,
-    help="Bootstrap resamples for the CI of distribution metrics (0: none).",
-)
-
+from zoo_cli.options import eval_options
 
 def warn_all(warnings) -> None:
     for w in warnings:
@@ -32,14 +18,7 @@ def warn_all(warnings) -> None:
 @click.option("--methods", default="", help="Comma-separated methods that need no checkpoint (classical baselines).")
 @click.option("--checkpoint", "checkpoints", multiple=True, help="A zoo checkpoint; its method comes from its metadata (repeatable).")
 @click.option("--out", "out_dir", required=True, help="Report folder (predictions are cached here; rerun to resume).")
-@click.option("--count", type=int, default=100, show_default=True, help="Eval-set size.")
-@click.option("--size", type=int, default=256, show_default=True, help="Eval-set resolution (square).")
-@seed_option
-@click.option("--batch-size", type=int, default=8, show_default=True)
-@fid_weights_option
-@fid_layer_option
-@bootstrap_option
-@device_option
+@eval_options
 @click.option("--json", "as_json", is_flag=True, help="Print results.json instead of the table.")
 def compare_cmd(metric_list, data, masks, methods, checkpoints, out_dir, count, size, seed, batch_size, fid_weights, fid_layer, bootstrap, device, as_json) -> None:
     """Compare methods on one eval set: identical images, masks and seeds for all.

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import click
 
-from zoo_cli.commands.compare import bootstrap_option, fid_layer_option, fid_weights_option, warn_all
-from zoo_cli.options import device_option, seed_option
+from zoo_cli.commands.compare import warn_all
+from zoo_cli.options import eval_options
 
 
 def print_score(score, method_scores: dict[str, float] | None = None) -> None:
@@ -40,14 +40,7 @@ def print_score(score, method_scores: dict[str, float] | None = None) -> None:
 @click.option("--checkpoint", default=None, help="METHOD: its zoo checkpoint (classical methods need none).")
 @click.option("--data", default=None, help="METHOD: dataset name or image folder for the eval set.")
 @click.option("--out", "out_dir", default=None, help="METHOD: folder for the eval set and predictions (default runs/score-METHOD).")
-@click.option("--count", type=int, default=100, show_default=True, help="METHOD: eval-set size.")
-@click.option("--size", type=int, default=256, show_default=True, help="METHOD: eval-set resolution.")
-@seed_option
-@click.option("--batch-size", type=int, default=8, show_default=True)
-@fid_weights_option
-@fid_layer_option
-@bootstrap_option
-@device_option
+@eval_options
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
 @click.option("--list-metrics", is_flag=True, help="List the registered metrics and exit.")
 def score_cmd(method, pred, gt, masks, metric_list, checkpoint, data, out_dir, count, size, seed, batch_size, fid_weights, fid_layer, bootstrap, device, as_json, list_metrics) -> None:
