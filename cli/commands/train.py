@@ -101,8 +101,7 @@ def train_cmd(
         code = launch.launch(devices, kwargs, options, Path(out_dir))
         if code:
             sys.exit(code)
-        click.echo(f"checkpoint: {Path(out_dir) / runner.MODEL_FILE}")
-        return
+        return  # process 0 printed the checkpoint path
     try:
         path = runner.train(**kwargs, options=options)
     except Interrupted as exc:

@@ -97,6 +97,17 @@ def min_int(value: int, device: torch.device) -> int:
     return int(t.item())
 
 
+def mean_over_processes(values: dict[str, float], device: torch.device) -> dict[str, float]:
+    """Average a dict of floats over the processes that have each key."""
+    if world() == 1:
+        return values
+    out: dict[str, list[float]] = {}
+    for part in gather_objects(values):
+        for k, v in part.items():
+            out.setdefault(k, []).append(float(v))
+    return {k: sum(v) / len(v) for k, v in out.items()}
+
+
 def gather_objects(obj):
     """Every process's ``obj`` as a list on every process (JSON-able/tensor trees only)."""
     if world() == 1:

@@ -527,6 +527,7 @@ class _Trainer:
             batch_size=share,
             sampler=_Positions(self.samples_seen, ctx.batch_size, self.rank, share),
             num_workers=opts.num_workers,
+            generator=torch.Generator().manual_seed(ctx.seed),  # never draw from the global RNG
         )
         data = iter(loader)
         chunk = next(data)
@@ -650,6 +651,7 @@ class _Trainer:
         if logs:
             bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if "/" not in k})
         if self.step % opts.log_every == 0 or self.step == self.ctx.steps:
+            logs = dist.mean_over_processes(logs, self.device)
             record: dict[str, Any] = {"step": self.step, **{k: round(v, 6) for k, v in logs.items()}}
             for name, opt in self.optimizers.items():
                 record[f"lr/{name}"] = opt.param_groups[0]["lr"]
