@@ -87,7 +87,7 @@ def train_cmd(
         seed=seed,
         out_dir=out_dir,
         masks=masks,
-        command=["zoo", *sys.argv[1:]],
+        command=_command_line(click.get_current_context()),
     )
     if devices < 1:
         raise ZooError("--devices must be at least 1")
@@ -108,6 +108,24 @@ def train_cmd(
         click.echo(f"Interrupted: {exc}", err=True)
         sys.exit(exc.exit_code)
     click.echo(f"checkpoint: {path}")
+
+
+def _command_line(ctx: click.Context) -> list[str]:
+    """The command as given, rebuilt from the parsed parameters (options left at their
+    defaults are omitted), for RUN/run.json; the same in a shell and in-process."""
+    line = ["zoo", ctx.info_name or "train"]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if isinstance(param, click.Argument):
+            line.append(str(value))
+        elif value is not None and value != param.default and value != ():
+            flag = max(param.opts, key=len)
+            if getattr(param, "is_flag", False):
+                line.append(flag)
+            else:
+                for v in value if getattr(param, "multiple", False) else [value]:
+                    line += [flag, str(v)]
+    return line
 
 
 COMMANDS = [train_cmd]
