@@ -192,7 +192,7 @@ def saved_bytes(micro: int) -> int:
     task = conv_task()
     data = ShapesDataset(resolution=16, seed=3, length=8)
     batch = {"image": torch.stack([data[i]["image"] for i in range(micro)]), "mask": torch.ones(micro, 1, 16, 16)}
-    with memory.count_saved_bytes() as total:
+    with memory.count_saved_bytes(exclude=task.model.parameters()) as total:
         loss, _ = task.loss(batch, 0)
         loss.backward()
     return total[0]
@@ -297,3 +297,14 @@ def test_keep_last_and_best(tmp_path):
     top = max(vals, key=lambda v: v["psnr"])
     assert best["value"] == pytest.approx(top["psnr"], abs=1e-5) and best["step"] == top["step"]
     assert (tmp_path / "best.safetensors").is_file() and (tmp_path / "samples" / "step_0000004.png").is_file()
+
+
+def test_fit_for_an_unregistered_method_and_no_config(tmp_path):
+    """Plugins' own tests and benchmarks may train a task whose method is not registered."""
+    ctx = make_ctx(tmp_path, steps=1)
+    ctx.method, ctx.config = "not-registered", None
+    result = fit(conv_task(), ctx)
+    from zoo.checkpoint import read_meta
+
+    meta = read_meta(tmp_path / "checkpoints" / "step_0000001" / "model.safetensors")
+    assert result.step == 1 and meta.method == "not-registered" and meta.config == {}

@@ -448,12 +448,23 @@ class _Trainer:
         return self.ema.apply_to(state) if self.ema is not None else state
 
     def export_meta(self, provenance: dict[str, Any] | None = None) -> dict[str, str]:
-        from zoo.runner import checkpoint_meta
+        """Zoo checkpoint metadata for the exported weights (minimal for a method that is
+        not registered, e.g. a benchmark's or a test's task)."""
+        from zoo import __version__
+        from zoo.checkpoint import CheckpointMeta
+        from zoo.config import config_to_dict
 
         prov = {"kind": "trained", "data": self.ctx.data_name, "seed": self.ctx.seed, **(provenance or {})}
-        from zoo import __version__
+        try:
+            from zoo.runner import checkpoint_meta
 
-        meta = checkpoint_meta(self.ctx.method, self.ctx.config, self.ctx.preset, self.step, prov)
+            meta = checkpoint_meta(self.ctx.method, self.ctx.config, self.ctx.preset, self.step, prov)
+        except ZooError:
+            try:
+                config = config_to_dict(self.ctx.config)
+            except Exception:  # noqa: BLE001 - not a dataclass
+                config = {}
+            meta = CheckpointMeta(method=self.ctx.method, config=config, preset=self.ctx.preset, step=self.step, provenance=prov)
         meta.zoo_version = __version__
         return meta.to_metadata()
 
@@ -487,11 +498,13 @@ class _Trainer:
         saved_rng = ckpt.rng_state()
         saved_buffers = {k: v.detach().clone() for k, v in task.model.named_buffers()}
 
+        params = list(task.model.parameters())
+
         def run_micro(m: int) -> None:
             mb = {k: v[:m].to(self.device) for k, v in first_chunk.items()}
             try:
                 for ph in self.phases:
-                    with memory.count_saved_bytes(limit):
+                    with memory.count_saved_bytes(limit, exclude=params):
                         with self.autocast():
                             loss, _ = ph.loss(mb, 0)
                         loss.backward()
@@ -516,6 +529,7 @@ class _Trainer:
         ctx, opts, task = self.ctx, self.options, self.task
         if self.step >= ctx.steps:
             self.log.write({"event": "done", "step": self.step, "note": "nothing to do: the checkpoint is at or past --steps"})
+            self.log.close()
             return TrainResult(state_dict=self.export(), step=self.step, metrics={})
         if ctx.batch_size % self.world:
             raise ZooError(f"--batch-size {ctx.batch_size} is not divisible by the {self.world} processes")

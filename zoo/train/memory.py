@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import torch
 
@@ -42,10 +42,12 @@ def simulated_limit(option: int | None) -> int | None:
 
 
 @contextlib.contextmanager
-def count_saved_bytes(limit: int | None = None) -> Iterator[list[int]]:
+def count_saved_bytes(limit: int | None = None, exclude: Iterable[torch.Tensor] = ()) -> Iterator[list[int]]:
     """Count bytes of distinct tensors saved for backward; raise past ``limit``.
 
-    Yields a one-element list holding the running total."""
+    Tensors sharing storage with ``exclude`` (pass the model's parameters: they are in
+    memory anyway) are not counted. Yields a one-element list holding the running total."""
+    skip = {t.untyped_storage().data_ptr() for t in exclude}
     seen: set[tuple[int, int]] = set()
     total = [0]
 
@@ -54,7 +56,7 @@ def count_saved_bytes(limit: int | None = None) -> Iterator[list[int]]:
             key = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
         except Exception:  # tensors without storage (e.g. some wrappers)
             key = (id(t), t.numel() * t.element_size())
-        if key not in seen:
+        if key not in seen and key[0] not in skip:
             seen.add(key)
             total[0] += key[1]
             if limit is not None and total[0] > limit:
