@@ -98,6 +98,12 @@ def _resume_settings(resume: str | Path, method: str) -> tuple[Path, dict[str, A
     return ckpt_dir, info
 
 
+def _setting(value: Any) -> str:
+    """A run setting for comparison: folders by their resolved path."""
+    text = str(value)
+    return str(Path(text).resolve()) if text and Path(text).is_dir() else text
+
+
 def _previous_commands(previous: dict[str, Any] | None) -> list[Any]:
     if not previous:
         return []
@@ -145,7 +151,7 @@ def train(
         preset = previous["preset"]
         given = {"data": str(data), "batch_size": batch_size, "seed": seed, "masks": masks}
         for key, value in given.items():
-            if value is not None and str(value) != str(previous.get(key)):
+            if value is not None and _setting(value) != _setting(previous.get(key)):
                 raise ZooError(f"--resume: the run used {key.replace('_', '-')} {previous.get(key)!r}, not {value!r}; drop the flag to keep the run's setting")
         if overrides:
             from zoo.config import apply_overrides
