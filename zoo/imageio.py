@@ -6,7 +6,9 @@ Masks on disk are 8-bit PNG, white = hole; in memory float tensors (1, H, W), 1 
 
 from __future__ import annotations
 
+import struct
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -115,13 +117,33 @@ def load_mask(path: str | Path, convention: str = "hole-white") -> torch.Tensor:
     return mask_from_array(arr, convention, name=str(path))
 
 
+def encode_gray_png(arr: np.ndarray) -> bytes:
+    """(H, W) uint8 -> the bytes of an 8-bit grayscale PNG.
+
+    Written by hand (filter 0 on every row, Python's zlib at level 9, no timestamps or
+    other metadata) so the bytes depend only on the pixels and the zlib library, not on
+    Pillow's bundled compressor; any PNG reader decodes it.
+    """
+    arr = np.ascontiguousarray(arr, dtype=np.uint8)
+    if arr.ndim != 2:
+        raise ValueError(f"expected an (H, W) array, got shape {arr.shape}")
+    h, w = arr.shape
+    raw = np.concatenate([np.zeros((h, 1), np.uint8), arr], axis=1).tobytes()
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)  # 8-bit, grayscale, deflate, filter 0, no interlace
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+
+
 def save_mask(path: str | Path, mask: torch.Tensor | np.ndarray) -> None:
     """Write a mask (1 = hole) as an 8-bit PNG, white = hole, atomically."""
     arr = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
     arr = np.squeeze(arr)
     png = np.where(arr > 0.5, 255, 0).astype(np.uint8)
     with atomic_path(path) as tmp:
-        Image.fromarray(png, mode="L").save(tmp, format="PNG")
+        tmp.write_bytes(encode_gray_png(png))
 
 
 def list_images(folder: str | Path) -> list[Path]:

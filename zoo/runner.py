@@ -277,8 +277,8 @@ def sample_folder(
 
     if num_samples < 1:
         raise ZooError("--num-samples must be at least 1")
-    pairs = pair_images_and_masks(images, masks)
     model, config = build_model(method, checkpoint, overrides)
+    pairs = pair_images_and_masks(images, masks)
     dev = get_device(device)
     model.to(dev)
     out_dir = Path(out_dir)

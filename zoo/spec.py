@@ -63,7 +63,9 @@ class MetricSpec:
 
     ``per_image`` metrics have ``fn(pred, gt, mask) -> Tensor (B,)``: one value per image,
     images in [-1, 1], mask 1 = hole. Distribution metrics (FID, KID, ...) have
-    ``fn(pred_dir, gt_dir, **options) -> float`` over folders of PNG files.
+    ``fn(pred_dir, gt_dir) -> float`` over folders of PNG files, or (``features`` set)
+    ``fn(pred_features, gt_features) -> float`` over features the zoo extracts once and
+    caches for the ground truth. Every metric is also reported per hole-ratio bin.
     """
 
     name: str
@@ -71,6 +73,21 @@ class MetricSpec:
     higher_is_better: bool
     fn: Callable[..., Any]
     per_image: bool = True
+    #: Distribution metrics only: the feature set ``fn`` receives instead of folders.
+    #: ``"inception"``: ``fn(pred, gt) -> float`` with dicts ``{"pool": (N, 2048),
+    #: "logits": (N, 1008)}`` of numpy arrays (torch-fidelity's InceptionV3), row i of
+    #: ``pred`` paired with row i of ``gt``; ``"inception-logits"``: the same plus the
+    #: predictions' logits (the Inception Score). Empty: ``fn(pred_dir, gt_dir) -> float``.
+    features: str = ""
+    #: Per-image metrics that read the mask (hole-only metrics) need ``--masks``.
+    needs_mask: bool = False
+    #: Fewer images than this draws a warning that gives the number (0: no warning).
+    min_count: int = 0
+    #: Why ``min_count``, shown in that warning.
+    min_count_reason: str = ""
+    #: Called once before any sampling or scoring (load weights; raise ZooError early when
+    #: a file is missing), so a long compare never fails at its last step.
+    prepare: Callable[[], Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from zoo.errors import ZooError
+from zoo.errors import ZooError, choices_error
 from zoo.imageio import list_images, to_rgb, uint8_to_tensor
 from zoo.data.shapes import ShapesDataset, render
+
+CROPS = ("center", "random")
 
 __all__ = ["ImageFolderDataset", "ShapesDataset", "render", "open_data", "dataset_names", "resize_and_crop"]
 
@@ -54,6 +56,8 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         strict: bool = False,
         seed: int = 0,
     ) -> None:
+        if crop not in CROPS:
+            raise choices_error("crop", crop, CROPS)
         self.root = Path(root)
         self.files = files if files is not None else list_images(self.root)
         if not self.files:
@@ -103,11 +107,21 @@ def dataset_names() -> list[str]:
 
 
 def open_data(data: str | Path, resolution: int = 64, split: str = "train", seed: int = 0, **kwargs) -> torch.utils.data.Dataset:
-    """A registered dataset name or a folder of images -> Dataset."""
+    """A registered dataset name or a folder of images -> Dataset.
+
+    A folder written by ``zoo data prepare`` (``splits/*.txt`` + ``manifest.json``) yields
+    the images of ``split``; any other folder yields all its images for every split.
+    ``kwargs`` go to :class:`ImageFolderDataset` (``crop``, ``flip``, ``strict``).
+    """
     named = _registered()
     if str(data) in named:
         return named[str(data)].open(resolution=resolution, split=split, seed=seed)
     path = Path(data)
     if path.is_dir():
+        from zoo.data.prepare import split_files
+
+        files = split_files(path, split)  # a folder written by `zoo data prepare`: its split list
+        if files is not None:
+            kwargs.setdefault("files", files)
         return ImageFolderDataset(path, resolution=resolution, seed=seed, **kwargs)
     raise ZooError(f"DATA {str(data)!r} is neither a folder nor a registered dataset; valid names: {', '.join(sorted(named))}")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -67,45 +68,128 @@ class EvalSet:
         return load_image(self.root / item["image"]), load_mask(self.root / item["mask"])
 
 
-def build_eval_set(data: str, masks: str, count: int, seed: int, out_dir: str | Path, resolution: int = 256, progress: bool = True) -> EvalSet:
-    """Draw ``count`` images of DATA (split ``test``) and masks of kind ``masks``; write them."""
+def _mask_source(masks: str, mask_convention: str):
+    """KIND -> (spec, None); a folder of mask files -> (None, sorted files)."""
+    from zoo.masks import kinds, mask_kind
+
+    path = Path(masks)
+    if masks not in kinds() and path.is_dir():
+        from zoo.imageio import list_images
+
+        files = list_images(path)
+        if not files:
+            raise ZooError(f"no mask files (png, jpg, jpeg, webp, bmp) found in {path}")
+        return None, files
+    return mask_kind(masks), None
+
+
+def build_eval_set(
+    data: str,
+    masks: str,
+    count: int,
+    seed: int,
+    out_dir: str | Path,
+    resolution: int = 256,
+    progress: bool = True,
+    split: str = "test",
+    mask_convention: str = "hole-white",
+    strict: bool = False,
+    resize_masks: bool = False,
+) -> EvalSet:
+    """Draw the first ``count`` images of DATA (split ``split``) and pair image ``i`` with
+    mask ``i`` of kind ``masks`` for ``seed`` (or with the ``i``-th file of a mask folder,
+    read with ``mask_convention``; ``resize_masks`` resizes masks of another size, nearest
+    neighbour, instead of refusing them); write them, a manifest and a content hash."""
     from zoo.data import open_data
-    from zoo.masks import make_mask, mask_kind
+    from zoo.imageio import MASK_CONVENTIONS, load_mask
+    from zoo.masks import make_mask
 
     if count < 1:
         raise ZooError("--count must be at least 1")
-    kind = mask_kind(masks)
-    dataset = open_data(data, resolution=resolution, split="test", seed=seed)
+    if mask_convention not in MASK_CONVENTIONS:
+        from zoo.errors import choices_error
+
+        raise choices_error("mask convention", mask_convention, MASK_CONVENTIONS)
+    kind, mask_files = _mask_source(masks, mask_convention)
+    kwargs = {"strict": strict} if Path(str(data)).is_dir() else {}
+    dataset = open_data(data, resolution=resolution, split=split, seed=seed, **kwargs)
     n = len(dataset)  # type: ignore[arg-type]
     if count > n:
-        raise ZooError(f"--count {count} is larger than the {n} images of {data}")
+        raise ZooError(f"--count {count} is larger than the {n} images of {data} (split {split})")
+    if mask_files is not None and count > len(mask_files):
+        raise ZooError(f"--count {count} is larger than the {len(mask_files)} masks in {masks}")
     out = Path(out_dir)
     items = []
     digest = hashlib.sha256()
-    for i in tqdm(range(count), desc="eval set", disable=not progress):
-        item = dataset[i]
+    seen: set[str] = set()
+    resized_count = 0
+    bar = tqdm(total=count, desc="eval set", disable=not progress)
+    j = 0
+    for i in range(count):
+        while True:  # a damaged image is skipped (the dataset returns the next readable one)
+            if j >= n:
+                raise ZooError(f"only {i} readable images in {data} (split {split}); asked for --count {count}")
+            item = dataset[j]
+            j += 1
+            source = str(item.get("name", j))
+            if source not in seen:
+                seen.add(source)
+                break
+        bar.update(1)
         image = item["image"]
-        mask = make_mask(kind, image.shape[1], image.shape[2], seed, i)
+        if mask_files is None:
+            mask = make_mask(kind, image.shape[1], image.shape[2], seed, i)
+        else:
+            mask = load_mask(mask_files[i], mask_convention)
+            if mask.shape[1:] != image.shape[1:] and resize_masks:
+                from zoo.masks import resize_nearest
+
+                resized = resize_nearest(mask[0].numpy(), image.shape[1], image.shape[2])
+                mask = torch.from_numpy(np.ascontiguousarray(resized))[None]
+                resized_count += 1
+            if mask.shape[1:] != image.shape[1:]:
+                raise ZooError(
+                    f"mask {mask_files[i]} is {mask.shape[2]}x{mask.shape[1]} but the images are {image.shape[2]}x{image.shape[1]} (--size {resolution}); resize the masks or pick --size"
+                )
         name = f"{i:06d}"
         save_image(out / "images" / f"{name}.png", image)
         save_mask(out / "masks" / f"{name}.png", mask)
         ratio = float(mask.mean())
-        items.append({"name": name, "image": f"images/{name}.png", "mask": f"masks/{name}.png", "source": item.get("name", name), "hole_ratio": round(ratio, 6), "bin": hole_ratio_bin(ratio)})
+        items.append({"name": name, "image": f"images/{name}.png", "mask": f"masks/{name}.png", "source": source, "hole_ratio": round(ratio, 6), "bin": hole_ratio_bin(ratio)})
         digest.update((out / "images" / f"{name}.png").read_bytes())
         digest.update((out / "masks" / f"{name}.png").read_bytes())
+    bar.close()
+    if resized_count:
+        import warnings
+
+        warnings.warn(f"resized {resized_count} mask(s) to {resolution}x{resolution} (nearest neighbour)", stacklevel=2)
+    skipped = sorted(getattr(dataset, "skipped", ()))
     manifest = {
         "version": 1,
         "data": str(data),
+        "split": split,
         "masks": masks,
+        "mask_convention": mask_convention if mask_files is not None else "generated",
         "count": count,
         "seed": seed,
         "resolution": resolution,
         "bins": list(BIN_EDGES),
+        "bin_counts": bin_counts([it["hole_ratio"] for it in items]),
+        "skipped": skipped,
+        "resized_masks": resized_count,
         "hash": digest.hexdigest(),
         "items": items,
     }
     write_text(out / MANIFEST, json.dumps(manifest, indent=1))
     return EvalSet(out, manifest)
+
+
+def bin_counts(ratios: list[float]) -> dict[str, int]:
+    """How many items fall in each 10 % hole-ratio bin (all ten bins, zeros included)."""
+    counts = {f"{k * 10}-{k * 10 + 10}%": 0 for k in range(10)}
+    for r in ratios:
+        counts[hole_ratio_bin(r)] += 1
+    return counts
 
 
 def load_eval_set(path: str | Path) -> EvalSet:

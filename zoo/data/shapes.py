@@ -111,3 +111,38 @@ class ShapesDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         arr = render(index, self.seed, self.resolution)
         return {"image": uint8_to_tensor(arr), "name": f"shapes_{index:06d}"}
+
+
+def write_dataset(name: str, count: int, size: int, seed: int, out_dir, split: str = "train", progress: bool = True) -> dict:
+    """Write items ``0..count-1`` of the registered dataset ``name`` as PNGs + manifest.json."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from tqdm.auto import tqdm
+
+    from zoo.data import open_data
+    from zoo.errors import ZooError, choices_error
+    from zoo.fsutil import write_text
+    from zoo.imageio import save_image
+
+    from zoo.data import dataset_names
+
+    if name not in dataset_names():
+        raise choices_error("dataset", name, dataset_names())
+    if count < 1:
+        raise ZooError("--count must be at least 1")
+    if size < 8:
+        raise ZooError("--size must be at least 8")
+    dataset = open_data(name, resolution=size, split=split, seed=seed)
+    if count > len(dataset):
+        raise ZooError(f"--count {count} is larger than the {len(dataset)} images of {name}")
+    out = Path(out_dir)
+    files = []
+    for i in tqdm(range(count), desc=f"synth {name}", disable=not progress):
+        path = out / f"{i:06d}.png"
+        save_image(path, dataset[i]["image"])
+        files.append({"path": path.name, "index": i, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()})
+    manifest = {"version": 1, "dataset": name, "split": split, "seed": seed, "size": size, "count": count, "files": files}
+    write_text(out / "manifest.json", json.dumps(manifest, indent=1))
+    return manifest

@@ -1,0 +1,1 @@
+"""LaMa: large-mask inpainting with Fast Fourier Convolutions (Suvorov et al., WACV 2022)."""
