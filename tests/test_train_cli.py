@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 
 from zoo.checkpoint import load_model, read_meta
 from zoo.train import state as ckpt
-from zoo.train.watch import read_log
+from zoo.train.watch import read_events, read_log
 
 TRAIN = ["train", "conv-l1", "--data", "shapes", "--preset", "tiny", "--no-tensorboard"]
 
@@ -55,7 +55,7 @@ def test_cli_resume_equals_uninterrupted_run(cli, tmp_path):
     wa, wb = weights(a / "model.safetensors"), weights(b / "model.safetensors")
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     assert read_meta(b / "model.safetensors").step == 4
-    resumes = [r for r in read_log(b) if r.get("event") == "resume"]
+    resumes = [r for r in read_events(b) if r.get("event") == "resume"]
     assert [r["step"] for r in resumes] == [2]
     run = json.loads((b / "run.json").read_text())
     assert len(run["commands"]) == 2 and "--resume" in run["commands"][1]
@@ -110,7 +110,7 @@ def test_sigkill_leaves_a_resumable_checkpoint(cli, tmp_path):
     result = cli("train", "conv-l1", "--data", "shapes", "--resume", run, "--steps", step + 2, "--no-tensorboard")
     assert result.exit_code == 0, result.output
     assert read_meta(run / "model.safetensors").step == step + 2
-    assert [r["step"] for r in read_log(run) if r.get("event") == "resume"] == [step]
+    assert [r["step"] for r in read_events(run) if r.get("event") == "resume"] == [step]
     assert not torn.exists()
 
 
@@ -121,7 +121,7 @@ def test_sigint_saves_and_exits_cleanly(tmp_path):
     wait_for(lambda: any("loss" in r for r in read_log(run)), proc)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == 130
-    stopped = [r for r in read_log(run) if r.get("event") == "interrupted"]
+    stopped = [r for r in read_events(run) if r.get("event") == "interrupted"]
     assert len(stopped) == 1 and stopped[0]["signal"] == "SIGINT"
     step = stopped[0]["step"]
     assert 1 <= step < 400
@@ -135,7 +135,7 @@ def test_two_gloo_processes_through_accelerate(cli, tmp_path):
     run, single = tmp_path / "ddp", tmp_path / "single"
     proc = zoo_process([*TRAIN, "--steps", 3, "--batch-size", 4, "--save-every", 2, "--out", str(run), "--devices", 2, "--device", "cpu"], tmp_path / "out.txt")
     assert proc.wait(timeout=300) == 0, (tmp_path / "out.txt").read_text()[-2000:]
-    log = read_log(run)
+    log = read_events(run)
     start = [r for r in log if r.get("event") == "start"]
     assert len(start) == 1 and start[0]["processes"] == 2 and start[0]["micro_batch"] == 2
     saves = [r for r in log if r.get("event") == "checkpoint"]

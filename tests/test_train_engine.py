@@ -21,7 +21,7 @@ from zoo.masks import mask_kind
 from zoo.spec import TrainContext
 from zoo.train import Phase, TrainOptions, TrainTask, fit, split_batch
 from zoo.train import memory, state as ckpt
-from zoo.train.watch import read_log
+from zoo.train.watch import read_events, read_log
 from zoo_plugins.baselines.config import ConvL1Config
 from zoo_plugins.baselines.model import ConvL1Net
 from zoo_plugins.baselines.train import ConvL1Task
@@ -148,7 +148,7 @@ def test_nan_steps_are_skipped_and_logged(tmp_path):
         result = fit(task, make_ctx(tmp_path, steps=5))
     assert all(torch.isfinite(v).all() for v in result.state_dict.values())
     assert any(not torch.equal(before[k], result.state_dict[k]) for k in before)
-    events = [r for r in read_log(tmp_path) if r.get("event") == "nonfinite"]
+    events = [r for r in read_events(tmp_path) if r.get("event") == "nonfinite"]
     assert [(e["step"], e["in_a_row"]) for e in events] == [(2, 1), (3, 2)]
 
 
@@ -203,7 +203,7 @@ def test_micro_batch_auto_under_simulated_memory_limit(tmp_path, monkeypatch):
     assert b2 < b4
     monkeypatch.setenv(memory.ENV_LIMIT, str((b2 + b4) // 2))
     auto = fit(sgd_task(), make_ctx(tmp_path / "auto", steps=2, batch=8, micro_batch="auto"))
-    start = next(r for r in read_log(tmp_path / "auto") if r.get("event") == "start")
+    start = next(r for r in read_events(tmp_path / "auto") if r.get("event") == "start")
     assert (start["micro_batch"], start["accum"], start["batch_size"]) == (2, 4, 8)
     monkeypatch.delenv(memory.ENV_LIMIT)
     explicit = fit(sgd_task(), make_ctx(tmp_path / "m2", steps=2, batch=8, micro_batch=2))
@@ -291,7 +291,7 @@ def test_state_tree_round_trip(tmp_path):
 def test_keep_last_and_best(tmp_path):
     fit(conv_task(), make_ctx(tmp_path, steps=4, save_every=1, keep_last=2, val_every=2, val_size=2, sample_every=4))
     assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == ["step_0000003", "step_0000004"]
-    vals = [r for r in read_log(tmp_path) if r.get("event") == "val"]
+    vals = [r for r in read_events(tmp_path) if r.get("event") == "val"]
     assert [v["step"] for v in vals] == [2, 4] and all("psnr" in v and "l1-hole" in v for v in vals)
     best = json.loads((tmp_path / "best.json").read_text())
     top = max(vals, key=lambda v: v["psnr"])

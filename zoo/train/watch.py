@@ -20,11 +20,18 @@ from zoo.masks import make_mask
 VAL_MASK_SEED = 7_777_777
 
 
+LOG_FILE = "log.jsonl"  # one record per logged training step: step, losses, lr/NAME, it_s
+EVENTS_FILE = "events.jsonl"  # start, resume, val, checkpoint, nonfinite, interrupted, done
+
+
 class RunLog:
-    """Append-only ``RUN/log.jsonl`` (one JSON object per line) + optional TensorBoard."""
+    """Append-only JSONL logs (one JSON object per line) + optional TensorBoard.
+
+    Step records go to ``RUN/log.jsonl``, records with an ``"event"`` key to
+    ``RUN/events.jsonl``; TensorBoard gets the numbers of both."""
 
     def __init__(self, run_dir: Path, enabled: bool, tensorboard: bool) -> None:
-        self.path = Path(run_dir) / "log.jsonl"
+        self.run_dir = Path(run_dir)
         self.enabled = enabled
         self.start = time.time()
         self.tb = None
@@ -40,7 +47,7 @@ class RunLog:
         if not self.enabled:
             return
         record = {"time": round(time.time() - self.start, 3), **record}
-        with open(self.path, "a") as fh:
+        with open(self.run_dir / (EVENTS_FILE if "event" in record else LOG_FILE), "a") as fh:
             fh.write(json.dumps(record, default=str) + "\n")
             fh.flush()
         if self.tb is not None and "step" in record:
@@ -54,9 +61,14 @@ class RunLog:
             self.tb.close()
 
 
-def read_log(run_dir: Path) -> list[dict[str, Any]]:
+def read_events(run_dir: Path) -> list[dict[str, Any]]:
+    """All records of ``RUN/events.jsonl``."""
+    return read_log(run_dir, EVENTS_FILE)
+
+
+def read_log(run_dir: Path, name: str = LOG_FILE) -> list[dict[str, Any]]:
     """All records of ``RUN/log.jsonl`` (a torn last line from a killed run is skipped)."""
-    path = Path(run_dir) / "log.jsonl"
+    path = Path(run_dir) / name
     out = []
     if path.is_file():
         for line in path.read_text().splitlines():
@@ -80,9 +92,11 @@ def validation_batch(data: torch.utils.data.Dataset, masks: Any, seed: int, size
 class Validator:
     """Computes the requested metrics on the validation batch; skips what is unavailable.
 
-    Metrics are looked up through :func:`zoo.metrics.metric` (plugins may add some);
-    per-image metrics get ``fn(pred, gt, mask)``; distribution metrics (FID) get folders
-    of PNGs. A metric that is unknown or fails (e.g. its weights are not downloaded) is
+    Metrics are looked up through :func:`zoo.metrics.metric` (plugins may add some); a
+    metric's ``prepare()`` (weights present?) runs once up front. Per-image metrics get
+    ``fn(pred, gt, mask)``; distribution metrics (FID, ...) are scored on PNG folders of
+    the validation images with :func:`zoo.metrics.scoring.score_folders` (on a handful of
+    images they only show a trend). A metric that is unknown, not ready or fails is
     skipped with one warning and not tried again.
     """
 
@@ -99,7 +113,7 @@ class Validator:
         try:
             from zoo.metrics import metric
 
-            return metric(name)
+            spec = metric(name)
         except Exception as exc:  # noqa: BLE001 - another plugin's metric may be missing
             if name == "psnr":
                 from zoo.metrics import psnr
@@ -108,6 +122,18 @@ class Validator:
                 return MetricSpec("psnr", "PSNR (dB)", True, psnr)
             warnings.warn(f"validation metric {name!r} is not available ({exc}); skipped", stacklevel=3)
             return None
+        try:
+            prepare = getattr(spec, "prepare", None)
+            if prepare is not None:
+                prepare()
+            if getattr(spec, "features", ""):
+                from zoo.metrics.scoring import preflight
+
+                preflight([spec])
+        except Exception as exc:  # noqa: BLE001 - e.g. weights not downloaded
+            warnings.warn(f"validation metric {name!r} is not ready ({str(exc)[:150]}); skipped", stacklevel=3)
+            return None
+        return spec
 
     def higher_is_better(self, name: str) -> bool:
         spec = self.specs.get(name)
@@ -121,23 +147,29 @@ class Validator:
                     value = spec.fn(pred.float().cpu(), gt.float().cpu(), mask.float().cpu())
                     out[name] = float(torch.as_tensor(value).float().mean())
                 else:
-                    out[name] = float(self._folder_metric(spec, pred, gt))
+                    out[name] = float(self._folder_metric(spec, pred, gt, mask))
             except Exception as exc:  # noqa: BLE001 - weights missing, too few images, ...
                 warnings.warn(f"validation metric {name!r} failed ({type(exc).__name__}: {str(exc)[:100]}); skipped from now on", stacklevel=2)
                 del self.specs[name]
         return out
 
     @staticmethod
-    def _folder_metric(spec: Any, pred: torch.Tensor, gt: torch.Tensor) -> float:
-        from zoo.imageio import save_image
+    def _folder_metric(spec: Any, pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> float:
+        from zoo.imageio import save_image, save_mask
 
         with tempfile.TemporaryDirectory() as tmp:
-            pd, gd = Path(tmp) / "pred", Path(tmp) / "gt"
-            pd.mkdir()
-            gd.mkdir()
+            pd, gd, md = Path(tmp) / "pred", Path(tmp) / "gt", Path(tmp) / "mask"
+            for d in (pd, gd, md):
+                d.mkdir()
             for i in range(pred.shape[0]):
                 save_image(pd / f"{i:05d}.png", pred[i].float().cpu())
                 save_image(gd / f"{i:05d}.png", gt[i].float().cpu())
+                save_mask(md / f"{i:05d}.png", mask[i].float().cpu())
+            if getattr(spec, "features", ""):
+                from zoo.metrics.scoring import score_folders
+
+                result = score_folders(pd, gd, [spec], md, bootstrap=0, progress=False)
+                return float(result.metrics[spec.name]["value"])
             return spec.fn(str(pd), str(gd))
 
 
