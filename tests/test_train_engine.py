@@ -5,7 +5,9 @@ auto under a simulated memory limit, mixed precision, grad checkpointing, state 
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
 import warnings
 from pathlib import Path
 
@@ -308,3 +310,34 @@ def test_fit_for_an_unregistered_method_and_no_config(tmp_path):
 
     meta = read_meta(tmp_path / "checkpoints" / "step_0000001" / "model.safetensors")
     assert result.step == 1 and meta.method == "not-registered" and meta.config == {}
+
+
+class SigtermTask(SgdTask):
+    """Sends itself SIGTERM during step 1 (index), like a scheduler preempting the job."""
+
+    def loss(self, batch, step):
+        if step == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return super().loss(batch, step)
+
+
+def test_sigterm_finishes_the_step_saves_and_raises(tmp_path):
+    from zoo.train import Interrupted
+
+    torch.manual_seed(0)
+    task = SigtermTask(ConvL1Net(TINY), TINY)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Interrupted, match="SIGTERM at step 2") as info:
+        fit(task, make_ctx(tmp_path, steps=10, handle_signals=True))
+    assert info.value.exit_code == 143 and info.value.checkpoint == tmp_path / "checkpoints" / "step_0000002"
+    saved = ckpt.read_state(info.value.checkpoint)
+    assert saved["step"] == 2
+    assert all(torch.equal(saved["model"][k], v) for k, v in task.model.state_dict().items())
+    assert signal.getsignal(signal.SIGTERM) == before  # the engine's handler is gone again
+
+
+def test_unknown_validation_metric_is_skipped_with_a_warning(tmp_path):
+    with pytest.warns(UserWarning, match="'no-such-metric' is not available"):
+        fit(conv_task(), make_ctx(tmp_path, steps=1, val_every=1, val_size=2, val_metrics="psnr,no-such-metric"))
+    vals = [r for r in read_events(tmp_path) if r.get("event") == "val"]
+    assert len(vals) == 1 and "psnr" in vals[0] and "no-such-metric" not in vals[0]
