@@ -291,7 +291,9 @@ def test_state_tree_round_trip(tmp_path):
 
 
 def test_keep_last_and_best(tmp_path):
-    fit(conv_task(), make_ctx(tmp_path, steps=4, save_every=1, keep_last=2, val_every=2, val_size=2, sample_every=4))
+    watched = fit(conv_task(), make_ctx(tmp_path, steps=4, save_every=1, keep_last=2, val_every=2, val_size=2, sample_every=4))
+    plain = fit(conv_task(), make_ctx(tmp_path / "plain", steps=4))
+    assert all(torch.equal(watched.state_dict[k], plain.state_dict[k]) for k in plain.state_dict)  # watching changes nothing
     assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == ["step_0000003", "step_0000004"]
     vals = [r for r in read_events(tmp_path) if r.get("event") == "val"]
     assert [v["step"] for v in vals] == [2, 4] and all("psnr" in v and "l1-hole" in v for v in vals)

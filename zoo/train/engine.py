@@ -692,8 +692,10 @@ class _Trainer:
         do_grid = bool(opts.sample_every) and self.step % opts.sample_every == 0
         if not (do_val or do_grid):
             return
+        rng = ckpt.rng_state()  # a sampler drawing from the global RNG must not change training
         with self.ema_weights():
             pred = watch.predict(self.task.model, self.sample_fn(), val_batch, self.device, self.ctx.seed)
+        ckpt.set_rng_state(rng)
         if do_grid:
             watch.save_grid(self.out_dir / "samples" / f"{ckpt.checkpoint_name(self.step)}.png", val_batch, pred)
         if do_val and validator is not None:
