@@ -175,8 +175,10 @@ def prune(run_dir: Path, keep_last: int) -> list[Path]:
         return []
     ckpts = list_checkpoints(run_dir)
     removed = ckpts[: max(0, len(ckpts) - keep_last)]
-    for p in removed:
-        shutil.rmtree(p, ignore_errors=True)
+    for p in removed:  # rename first (atomic), so a kill mid-delete leaves no half checkpoint
+        doomed = p.with_name(f".tmp-del-{p.name}")
+        os.rename(p, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
     return removed
 
 
