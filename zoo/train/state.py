@@ -112,10 +112,14 @@ def write_checkpoint(run_dir: Path, step: int, state: dict[str, Any], export: di
         for name in (STATE_FILE, MODEL_FILE):
             with open(tmp / name, "rb") as fh:
                 os.fsync(fh.fileno())
-        if final.exists():  # same step written again (e.g. the end of a run that was saved at that step)
-            shutil.rmtree(final)
+        old = None
+        if final.exists():  # same step written again: move the old one aside, swap, then delete
+            old = final.with_name(f".tmp-old-{final.name}")
+            os.rename(final, old)
         os.rename(tmp, final)
         _fsync_dir(root)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
