@@ -6,6 +6,7 @@ The CLI only parses arguments and prints; notebooks and scripts call these direc
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 from dataclasses import dataclass, field
@@ -50,6 +51,65 @@ def versions() -> dict[str, str]:
     }
 
 
+def dataset_manifest(data: str, dataset: Any, resolution: int, seed: int) -> dict[str, Any]:
+    """A hash that identifies the training data: for a folder, the sorted relative file
+    list with sizes; for a named dataset, its name, seed and resolution."""
+    import hashlib
+
+    h = hashlib.sha256()
+    path = Path(str(data))
+    files = getattr(dataset, "files", None)
+    if files is not None and path.is_dir():
+        root = Path(getattr(dataset, "root", path))
+        entries = sorted((Path(f).relative_to(root).as_posix(), Path(f).stat().st_size) for f in files)
+        for name, size in entries:
+            h.update(f"{name}\t{size}\n".encode())
+        return {"kind": "folder", "root": str(path.resolve()), "files": len(entries), "sha256": h.hexdigest()}
+    h.update(f"{data}|{seed}|{resolution}".encode())
+    return {"kind": "named", "name": str(data), "seed": seed, "resolution": resolution, "sha256": h.hexdigest()}
+
+
+def _is_main_process() -> bool:
+    """Rank 0 (or no launcher): only it writes run files."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _resume_settings(resume: str | Path, method: str) -> tuple[Path, dict[str, Any]]:
+    """``--resume`` -> (checkpoint folder, the run.json of its run)."""
+    from zoo.train.state import resolve_resume, run_dir_of
+
+    ckpt_dir = resolve_resume(resume)
+    run_json = run_dir_of(ckpt_dir) / "run.json"
+    if not run_json.is_file():
+        raise ZooError(f"--resume {resume}: {run_json} is missing, cannot recover the run's settings")
+    info = json.loads(run_json.read_text())
+    if info.get("method") != method:
+        raise ZooError(f"--resume {resume}: that run trained {info.get('method')!r}, not {method!r}")
+    return ckpt_dir, info
+
+
+def _setting(value: Any) -> str:
+    """A run setting for comparison: folders by their resolved path."""
+    text = str(value)
+    return str(Path(text).resolve()) if text and Path(text).is_dir() else text
+
+
+def _previous_commands(previous: dict[str, Any] | None) -> list[Any]:
+    if not previous:
+        return []
+    return list(previous.get("commands") or [previous.get("command")])
+
+
 def train(
     method: str,
     data: str,
@@ -57,61 +117,103 @@ def train(
     overrides: dict[str, Any] | None = None,
     steps: int | None = None,
     batch_size: int | None = None,
-    seed: int = 0,
-    out_dir: str | Path = "runs/run",
+    seed: int | None = None,
+    out_dir: str | Path | None = None,
     options: Any = None,
     masks: str | None = None,
     command: list[str] | None = None,
 ) -> Path:
-    """Train ``method`` and write ``OUT/model.safetensors``; returns its path."""
+    """Train ``method`` and write ``OUT/model.safetensors``; returns its path.
+
+    With ``options.resume`` (a run folder or a checkpoint folder) the run continues from
+    that checkpoint with the settings stored in its ``run.json``; ``steps`` may extend it,
+    and a DATA, preset, ``--set``, batch size, seed or mask kind that differs from the
+    stored one is refused."""
+    from zoo.config import config_from_dict
     from zoo.data import open_data
     from zoo.masks import mask_kind
     from zoo.train import TrainOptions
+    from zoo.train.engine import options_dict
 
     manager = get_manager()
     spec = manager.method(method)
     if not spec.needs_training:
         raise ZooError(f"method {method!r} has nothing to train; use `zoo sample {method}` without --checkpoint")
-    config, preset = resolve_config(spec, preset, overrides)
+    options = options or TrainOptions()
+    previous: dict[str, Any] | None = None
+    if getattr(options, "resume", None):
+        ckpt_dir, previous = _resume_settings(options.resume, method)
+        options.resume = str(ckpt_dir)
+        from zoo.train.state import run_dir_of
+
+        out_dir = out_dir or run_dir_of(ckpt_dir)
+        config = config_from_dict(spec.config, previous["config"])
+        preset = previous["preset"]
+        given = {"data": str(data), "batch_size": batch_size, "seed": seed, "masks": masks}
+        for key, value in given.items():
+            if value is not None and _setting(value) != _setting(previous.get(key)):
+                raise ZooError(f"--resume: the run used {key.replace('_', '-')} {previous.get(key)!r}, not {value!r}; drop the flag to keep the run's setting")
+        if overrides:
+            from zoo.config import apply_overrides
+
+            if config_to_dict(apply_overrides(config, overrides)) != config_to_dict(config):
+                raise ZooError("--resume: --set would change the run's config; start a new run instead")
+        batch_size, seed, mask_name = int(previous["batch_size"]), int(previous["seed"]), previous["masks"]
+        steps = int(steps if steps is not None else previous["steps"])
+    else:
+        config, preset = resolve_config(spec, preset, overrides)
+        seed = 0 if seed is None else int(seed)
+        mask_name = masks or getattr(config, "train_masks", "box")
+        steps = int(steps if steps is not None else getattr(config, "steps", 1000))
+        batch_size = int(batch_size if batch_size is not None else getattr(config, "batch_size", 8))
+    out_dir = Path(out_dir or "runs/run")
     resolution = int(getattr(config, "resolution", 64))
-    steps = int(steps if steps is not None else getattr(config, "steps", 1000))
-    batch_size = int(batch_size if batch_size is not None else getattr(config, "batch_size", 8))
     if steps < 1 or batch_size < 1:
         raise ZooError("--steps and --batch-size must be at least 1")
-    mask_name = masks or getattr(config, "train_masks", "box")
+    dataset = open_data(data, resolution=resolution, split="train", seed=seed)
     ctx = TrainContext(
         method=method,
         config=config,
         preset=preset,
-        data=open_data(data, resolution=resolution, split="train", seed=seed),
+        data=dataset,
         masks=mask_kind(mask_name),
         steps=steps,
         batch_size=batch_size,
         seed=seed,
-        out_dir=Path(out_dir),
-        options=options or TrainOptions(),
+        out_dir=out_dir,
+        options=options,
         data_name=str(data),
     )
-    ctx.out_dir.mkdir(parents=True, exist_ok=True)
-    run_info = {
-        "method": method,
-        "preset": preset,
-        "config": config_to_dict(config),
-        "data": str(data),
-        "masks": mask_name,
-        "steps": steps,
-        "batch_size": batch_size,
-        "seed": seed,
-        "options": getattr(ctx.options, "__dict__", {}),
-        "command": command or sys.argv,
-        "versions": versions(),
-    }
-    write_text(ctx.out_dir / "run.json", json.dumps(run_info, indent=2, default=str))
+    try:  # a held-out split for validation where the dataset has one (folders: the same images)
+        ctx.val_data = open_data(data, resolution=resolution, split="val", seed=seed)  # type: ignore[attr-defined]
+    except ZooError:
+        pass
+    command = command or sys.argv
+    if _is_main_process():
+        ctx.out_dir.mkdir(parents=True, exist_ok=True)
+        run_info = {
+            "method": method,
+            "preset": preset,
+            "config": config_to_dict(config),
+            "data": str(data),
+            "dataset_manifest": dataset_manifest(str(data), dataset, resolution, seed),
+            "masks": mask_name,
+            "steps": steps,
+            "batch_size": batch_size,
+            "seed": seed,
+            "options": options_dict(options) if hasattr(options, "__dataclass_fields__") else getattr(options, "__dict__", {}),
+            "command": command,
+            "commands": [*_previous_commands(previous), command],
+            "versions": versions(),
+        }
+        write_text(ctx.out_dir / "run.json", json.dumps(run_info, indent=2, default=str))
+    _seed_everything(seed)  # the model the plugin builds next starts from this seed
     result = manager.hook.zoo_train(method=method, ctx=ctx)
     if result is None:
         raise ZooError(f"no plugin trains method {method!r}")
     path = ctx.out_dir / MODEL_FILE
-    save_checkpoint(path, result.state_dict, checkpoint_meta(method, config, preset, result.step, {"kind": "trained", "data": str(data), "seed": seed}))
+    if _is_main_process():
+        save_checkpoint(path, result.state_dict, checkpoint_meta(method, config, preset, result.step, {"kind": "trained", "data": str(data), "seed": seed}))
     return path
 
 

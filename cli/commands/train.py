@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from zoo_cli.options import device_option, seed_option, set_option
+from zoo_cli.options import device_option, set_option
 
 
 @click.command("train")
@@ -14,25 +14,44 @@ from zoo_cli.options import device_option, seed_option, set_option
 @click.option("--data", required=True, help="A folder of images or a registered dataset name (e.g. shapes).")
 @click.option("--preset", default=None, help="Named preset (see `zoo info METHOD`).")
 @set_option
-@click.option("--steps", type=int, default=None, help="Optimizer steps (default: the preset's).")
-@click.option("--batch-size", type=int, default=None, help="Global batch size (default: the preset's).")
-@seed_option
-@click.option("--out", "out_dir", default=None, help="Run folder (default: runs/METHOD-PRESET).")
+@click.option("--steps", type=int, default=None, help="Optimizer steps (default: the preset's; with --resume: the run's, or more to extend it).")
+@click.option("--batch-size", type=int, default=None, help="GLOBAL batch size over all processes and micro-batches (default: the preset's).")
+@click.option("--seed", type=int, default=None, help="Seed for every random choice [default: 0].")
+@click.option("--out", "out_dir", default=None, help="Run folder (default: runs/METHOD-PRESET; with --resume: the run's).")
 @click.option("--masks", default=None, help="Training mask kind (default: the method's own mixture).")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True)
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True, help="Mixed precision; fp16 uses loss scaling.")
 @click.option("--grad-accum", type=int, default=1, show_default=True, help="Micro-batches per optimizer step.")
-@click.option("--micro-batch", type=int, default=None, help="Micro-batch size (the rest is accumulated).")
-@click.option("--grad-clip", type=float, default=0.0, show_default=True, help="Max gradient norm; 0 = off.")
+@click.option("--micro-batch", default=None, help="Samples per forward pass (the rest is accumulated), or 'auto': the largest that fits in memory.")
+@click.option("--grad-clip", type=float, default=0.0, show_default=True, help="Max gradient norm per optimizer; 0 = off.")
 @click.option("--grad-checkpointing", is_flag=True, help="Trade compute for memory in models that support it.")
-@click.option("--save-every", type=int, default=0, show_default=True, help="Checkpoint every N steps; 0 = at the end only.")
+@click.option("--save-every", type=int, default=0, show_default=True, help="Checkpoint every N steps (and at the end); 0 = at the end only.")
+@click.option("--keep-last", type=int, default=3, show_default=True, help="Checkpoints kept; 0 = all.")
+@click.option("--resume", default=None, help="Continue a run: its folder (newest checkpoint) or one checkpoint folder.")
+@click.option("--val-every", type=int, default=0, show_default=True, help="Validation metrics every N steps; 0 = off.")
+@click.option("--val-size", type=int, default=8, show_default=True, help="Images in the fixed validation set.")
+@click.option("--val-metrics", default="psnr,l1-hole", show_default=True, help="Comma-separated metrics (lpips, fid when available).")
+@click.option("--best-metric", default="psnr", show_default=True, help="RUN/best.safetensors keeps the best value of this metric.")
+@click.option("--sample-every", type=int, default=0, show_default=True, help="Sample grid PNG every N steps; 0 = off.")
+@click.option("--log-every", type=int, default=1, show_default=True, help="JSONL/TensorBoard record every N steps.")
+@click.option("--max-nonfinite", type=int, default=5, show_default=True, help="Stop after this many NaN/Inf steps in a row.")
+@click.option("--devices", type=int, default=1, show_default=True, help="Data-parallel processes on this machine (GPUs, or gloo processes with --device cpu).")
+@click.option("--sync-batchnorm", is_flag=True, help="Synchronise BatchNorm statistics across GPUs.")
+@click.option("--no-tensorboard", is_flag=True, help="Do not write RUN/tb even if tensorboard is installed.")
 @click.option("--workers", type=int, default=0, show_default=True, help="Data-loading worker processes.")
 @device_option
-def train_cmd(method, data, preset, set_items, steps, batch_size, seed, out_dir, masks, precision, grad_accum, micro_batch, grad_clip, grad_checkpointing, save_every, workers, device) -> None:
-    """Train METHOD; writes RUN/model.safetensors (a self-describing checkpoint)."""
+def train_cmd(
+    method, data, preset, set_items, steps, batch_size, seed, out_dir, masks, precision, grad_accum, micro_batch, grad_clip,
+    grad_checkpointing, save_every, keep_last, resume, val_every, val_size, val_metrics, best_metric, sample_every, log_every,
+    max_nonfinite, devices, sync_batchnorm, no_tensorboard, workers, device,
+) -> None:  # fmt: skip
+    """Train METHOD; writes RUN/model.safetensors (a self-describing checkpoint),
+    RUN/checkpoints/step_N/ (resumable), RUN/log.jsonl and RUN/run.json."""
     from zoo import runner
     from zoo.config import parse_set_options
+    from zoo.errors import ZooError
     from zoo.plugins import get_manager
-    from zoo.train import TrainOptions
+    from zoo.train import Interrupted, TrainOptions
+    from zoo.train import launch
 
     spec = get_manager().method(method)
     options = TrainOptions(
@@ -43,23 +62,70 @@ def train_cmd(method, data, preset, set_items, steps, batch_size, seed, out_dir,
         grad_clip=grad_clip,
         grad_checkpointing=grad_checkpointing,
         save_every=save_every,
+        keep_last=keep_last,
+        resume=resume,
+        val_every=val_every,
+        val_size=val_size,
+        val_metrics=val_metrics,
+        best_metric=best_metric,
+        sample_every=sample_every,
+        log_every=log_every,
+        max_nonfinite=max_nonfinite,
+        sync_batchnorm=sync_batchnorm,
+        tensorboard=not no_tensorboard,
         num_workers=workers,
     )
-    out_dir = out_dir or f"runs/{method}-{preset or spec.default}"
-    path = runner.train(
-        method,
-        data,
+    if not resume:
+        out_dir = out_dir or f"runs/{method}-{preset or spec.default}"
+    kwargs = dict(
+        method=method,
+        data=data,
         preset=preset,
         overrides=parse_set_options(set_items),
         steps=steps,
         batch_size=batch_size,
         seed=seed,
         out_dir=out_dir,
-        options=options,
         masks=masks,
-        command=["zoo", *sys.argv[1:]],
+        command=_command_line(click.get_current_context()),
     )
+    if devices < 1:
+        raise ZooError("--devices must be at least 1")
+    if devices > 1 and not launch.under_launcher():
+        from pathlib import Path
+
+        if out_dir is None:  # resuming: the run folder is the checkpoint's
+            from zoo.train.state import resolve_resume, run_dir_of
+
+            out_dir = run_dir_of(resolve_resume(resume))
+        code = launch.launch(devices, kwargs, options, Path(out_dir))
+        if code:
+            sys.exit(code)
+        return  # process 0 printed the checkpoint path
+    try:
+        path = runner.train(**kwargs, options=options)
+    except Interrupted as exc:
+        click.echo(f"Interrupted: {exc}", err=True)
+        sys.exit(exc.exit_code)
     click.echo(f"checkpoint: {path}")
+
+
+def _command_line(ctx: click.Context) -> list[str]:
+    """The command as given, rebuilt from the parsed parameters (options left at their
+    defaults are omitted), for RUN/run.json; the same in a shell and in-process."""
+    line = ["zoo", ctx.info_name or "train"]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if isinstance(param, click.Argument):
+            line.append(str(value))
+        elif value is not None and value != param.default and value != ():
+            flag = max(param.opts, key=len)
+            if getattr(param, "is_flag", False):
+                line.append(flag)
+            else:
+                for v in value if getattr(param, "multiple", False) else [value]:
+                    line += [flag, str(v)]
+    return line
 
 
 COMMANDS = [train_cmd]
