@@ -88,8 +88,8 @@ def repaint(
                 a_prev = float(chain.alphas_cumprod_prev[a])
                 known = a_prev**0.5 * images + (1 - a_prev) ** 0.5 * noise
                 x = keep * known + (1 - keep) * x
-            if progress and nfe % 10 == 0:
-                bar.set_postfix(nfe=nfe)
+            if progress:
+                bar.set_postfix(nfe=nfe, refresh=False)
         else:  # undo: level a -> a + 1
             x = undo_step(chain, x, b, randn(noise_shape, generator, x))
             undos += 1
