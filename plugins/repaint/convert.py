@@ -70,7 +70,7 @@ def infer_guided_settings(sd: dict[str, torch.Tensor], resolution: int) -> dict[
         "num_channels": C,
         "channel_mult": tuple(mult),
         "num_res_blocks": nrb,
-        "attention_resolutions": tuple(resolution // 2**lvl for lvl in attn_levels),
+        "attention_resolutions": tuple(sorted((resolution // 2**lvl for lvl in attn_levels), reverse=True)),
         "learn_sigma": out_ch == 2 * in_ch,
         "in_channels": in_ch,
         "use_scale_shift_norm": scale_shift,
