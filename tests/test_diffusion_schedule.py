@@ -112,3 +112,18 @@ def test_known_pixels_are_exact_and_ddpm_equals_ddim_eta1():
     # on consecutive levels DDIM with eta = 1 is the DDPM posterior step (without x0 clipping,
     # which DDIM's direction term, using the raw eps, does not see)
     torch.testing.assert_close(a.images, b.images, atol=1e-4, rtol=0)
+
+
+def test_vlb_term_vanishes_for_the_true_posterior():
+    from zoo.diffusion.losses import vlb_term
+
+    chain = Chain.from_betas(make_betas("linear", 1000))
+    x0 = torch.rand(3, 3, 8, 8) * 1.8 - 0.9
+    noise = torch.randn_like(x0)
+    t = torch.tensor([5, 300, 999])
+    x_t = chain.q_sample(x0, t, noise)
+    v_true = -torch.ones_like(x0)  # frac 0: the (clipped) posterior variance
+    kl = vlb_term(chain, x0, x_t, t, noise, v_true)
+    assert kl.abs().max() < 1e-3
+    wrong = vlb_term(chain, x0, x_t, t, noise + 0.5, torch.ones_like(x0))
+    assert (wrong > kl).all() and (wrong[:2] > 1e-3).all()  # at t=999 the mean barely depends on eps
