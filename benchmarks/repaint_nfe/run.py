@@ -46,6 +46,12 @@ SCHEDULES = [
     ("25/5/3", 25, 5, 3, "ddpm", 1.0),
     ("50 steps, no resampling", 50, 5, 1, "ddpm", 1.0),
     ("25/5/5 ddim eta=0.5", 25, 5, 5, "ddim", 0.5),
+    # more resamplings on fewer levels (added after a first pass on 8 images)
+    ("25/5/10", 25, 5, 10, "ddpm", 1.0),
+    ("25/10/10", 25, 10, 10, "ddpm", 1.0),
+    ("50/10/5", 50, 10, 5, "ddpm", 1.0),
+    ("20/4/10", 20, 4, 10, "ddpm", 1.0),
+    ("30/3/8", 30, 3, 8, "ddpm", 1.0),
 ]
 
 
@@ -84,7 +90,7 @@ def main() -> None:
     holes = torch.stack([ev.load(i)[1] for i in range(len(ev))])
     model, config, _ = load_model(ckpt, "repaint")
 
-    out_json = HERE / "results.json"
+    out_json = HERE / f"results_n{len(ev)}.json"
     rows = json.loads(out_json.read_text()) if out_json.is_file() else {}
     picks = [int(i) for i in args.only.split(",")] if args.only else range(len(SCHEDULES))
     for i in picks:
@@ -97,14 +103,20 @@ def main() -> None:
         l1 = ((out.images - images).abs() / 2 * holes).flatten(1).sum(1) / (3 * holes.flatten(1).sum(1))
         rows[name] = {"t_T": t_T, "jump_length": j, "jump_n_sample": r, "sampler": sampler, "eta": eta, "nfe": out.info["nfe"],
                       "hole_psnr": round(float(p.mean()), 3), "hole_psnr_sem": round(float(p.std() / len(p) ** 0.5), 3),
-                      "hole_l1": round(float(l1.mean()), 4), "seconds": round(secs, 1)}
+                      "hole_l1": round(float(l1.mean()), 4), "seconds": round(secs, 1),
+                      "per_image_psnr": [round(float(v), 3) for v in p]}
         print(name, rows[name], flush=True)
         out_json.write_text(json.dumps(rows, indent=1))
-    lines = ["| schedule (t_T / jump / resamplings) | sampler | NFE per image | hole PSNR (dB) | hole L1 |", "|---|---|---|---|---|"]
+    ref = torch.tensor(rows[SCHEDULES[0][0]]["per_image_psnr"]) if SCHEDULES[0][0] in rows and "per_image_psnr" in rows[SCHEDULES[0][0]] else None
+    lines = ["| schedule (t_T / jump / resamplings) | sampler | NFE per image | hole PSNR (dB) ± SEM | paired diff. vs published (dB) | hole L1 |", "|---|---|---|---|---|---|"]
     for name, r in sorted(rows.items(), key=lambda kv: -kv[1]["nfe"]):
-        lines.append(f"| {name} | {r['sampler']}{'' if r['sampler'] == 'ddpm' else ' eta=' + str(r['eta'])} | {r['nfe']} | {r['hole_psnr']:.2f} ± {r['hole_psnr_sem']:.2f} | {r['hole_l1']:.4f} |")
+        diff = ""
+        if ref is not None and "per_image_psnr" in r:
+            d = torch.tensor(r["per_image_psnr"]) - ref
+            diff = f"{float(d.mean()):+.2f} ± {float(d.std() / len(d) ** 0.5):.2f}" if name != SCHEDULES[0][0] else "0"
+        lines.append(f"| {name} | {r['sampler']}{'' if r['sampler'] == 'ddpm' else ' eta=' + str(r['eta'])} | {r['nfe']} | {r['hole_psnr']:.2f} ± {r['hole_psnr_sem']:.2f} | {diff} | {r['hole_l1']:.4f} |")
     meta = f"prior: {args.steps} steps, batch {args.batch_size}, 32x32 shapes; eval: {len(ev)} images, box masks, seed 0"
-    (HERE / "results.md").write_text(meta + "\n\n" + "\n".join(lines) + "\n")
+    (HERE / f"results_n{len(ev)}.md").write_text(meta + "\n\n" + "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
