@@ -54,7 +54,7 @@ class RepaintConfig:
 #: 2,410 network calls; ``fast``: chosen from the measured curve in README.md.
 SAMPLING_MODES: dict[str, dict[str, Any]] = {
     "published": {"t_T": 250, "jump_length": 10, "jump_n_sample": 10, "sampler": "ddpm"},
-    "fast": {"t_T": 50, "jump_length": 5, "jump_n_sample": 4, "sampler": "ddpm"},
+    "fast": {"t_T": 40, "jump_length": 3, "jump_n_sample": 6, "sampler": "ddpm"},
 }
 
 _PUBLISHED = {
