@@ -84,7 +84,7 @@ def test_sampling_modes_and_odd_sizes():
     assert expected_nfe(cfg) == 2410
     fast = tiny_config(sampling="fast")
     assert expected_nfe(fast) <= 241  # one tenth of the published schedule's calls or fewer
-    # 40x48 is not a multiple of the UNet's 2 levels? it is; 30x34 is not: padded and cropped
+    # 30x34 is not a multiple of 2 (the tiny UNet halves once): padded, sampled, cropped back
     model = RepaintPrior(tiny_config()).eval()
     x = torch.rand(1, 3, 30, 34) * 2 - 1
     holes = torch.zeros(1, 1, 30, 34)
