@@ -84,10 +84,10 @@ def test_sampling_modes_and_odd_sizes():
     assert expected_nfe(cfg) == 2410
     fast = tiny_config(sampling="fast")
     assert expected_nfe(fast) <= 241  # one tenth of the published schedule's calls or fewer
-    # 30x34 is not a multiple of 2 (the tiny UNet halves once): padded, sampled, cropped back
+    # 31x33 is not a multiple of 2 (the tiny UNet halves once): padded, sampled, cropped back
     model = RepaintPrior(tiny_config()).eval()
-    x = torch.rand(1, 3, 30, 34) * 2 - 1
-    holes = torch.zeros(1, 1, 30, 34)
+    x = torch.rand(1, 3, 31, 33) * 2 - 1
+    holes = torch.zeros(1, 1, 31, 33)
     holes[..., 5:20, 7:25] = 1
     out = sample(model, tiny_config(t_T=3, jump_n_sample=1), x, holes, torch.Generator().manual_seed(0), progress=False)
     assert out.images.shape == x.shape
