@@ -21,6 +21,18 @@ def fresh_plugins(monkeypatch):
     reset_manager()
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tests run tiny models: on one thread they are several times faster than on two, and
+    do not contend with a second process (CLI subprocesses, gloo ranks) for the 2 cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def cli():
     """Invoke the ``zoo`` app in-process: ``cli("list", "--json")`` -> click Result."""

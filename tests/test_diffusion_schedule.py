@@ -9,15 +9,6 @@ import torch
 from zoo.diffusion import Chain, count_steps, diffusers_points, jump_points, make_betas, repaint
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convs run ~10x faster on one thread on the shared 2-core test machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_published_schedule_counts():
     # the numbers of the paper's setting (t_T=250, jump 10, 10 resamplings), as issue 7 states them
     points = jump_points(250, 10, 10)

@@ -32,14 +32,6 @@ class TrainingConfig:
         return (_record, ("unpickled TrainingConfig",))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # -- the published key layout, written out from the official modules ----------------------
 def published_generator_shapes(n_blocks: int = 18) -> dict[str, tuple[int, ...]]:
     """Every tensor of LaMa's FFCResNetGenerator (ngf 64, 3 downsamplings, ratio 0.75, no LFU)

@@ -14,14 +14,6 @@ from zoo_plugins.lama.model import LaMa
 from zoo_plugins.lama.sample import inpaint, realism_score, symmetric_pad
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny ops: threads only contend on a shared 2-core box
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny_model(**overrides) -> LaMa:
     config, _ = resolve_config(SPEC, "tiny", overrides)
     torch.manual_seed(0)

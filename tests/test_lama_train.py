@@ -22,14 +22,6 @@ from zoo_plugins.lama.sample import inpaint
 from zoo_plugins.lama.train import LamaTask, train
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny ops: threads only contend on a shared 2-core box
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny(**overrides):
     return resolve_config(SPEC, "tiny", overrides)[0]
 

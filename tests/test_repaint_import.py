@@ -9,17 +9,8 @@ import pytest
 import torch
 
 from zoo.diffusion.guided_unet import AttentionBlock, GuidedUNet, GuidedUNetConfig
-from zoo_plugins.repaint.config import PRESETS, RepaintConfig
 from zoo_plugins.repaint.convert import check_guided_architecture, infer_guided_settings, preset_config
 from zoo_plugins.repaint.model import unet_config
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def random_guided_file(path, cfg: GuidedUNetConfig, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -3,9 +3,6 @@ checkpoints round-trip, CLI train -> sample -> score."""
 
 from __future__ import annotations
 
-import dataclasses
-
-import pytest
 import torch
 
 from zoo.config import apply_overrides
@@ -14,15 +11,6 @@ from zoo.diffusion.losses import diffusion_loss, hole_denoising_loss
 from zoo_plugins.repaint.config import PRESETS, RepaintConfig
 from zoo_plugins.repaint.model import RepaintPrior, make_chain
 from zoo_plugins.repaint.sample import expected_nfe, sample, score
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convs run ~10x faster on one thread on the shared 2-core test machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny_config(**kw) -> RepaintConfig:

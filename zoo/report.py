@@ -204,7 +204,7 @@ def image_grid(res, path: Path, rows: int = 4) -> bool:
     import matplotlib.pyplot as plt
 
     from zoo.compare import PRED_DIR, _safe
-    from zoo.imageio import load_image, load_mask, tensor_to_uint8
+    from zoo.imageio import load_image, tensor_to_uint8
 
     ev = res.eval_set
     n = len(ev)
