@@ -198,3 +198,27 @@ def test_missing_weights_stop_compare_before_any_sampling(tmp_path, test_methods
                           "--out", out, "--count", 4, "--size", 32))
         assert name in msg and "hub" in msg
     assert test_methods.calls == {} and not out.exists()
+
+
+def test_sampling_overrides_label_and_separate_the_cache(cli, tmp_path):
+    """--set METHOD.key=value reaches the method's config, shows in the label, and a change of
+    setting is not served from the other setting's cached predictions."""
+    out = tmp_path / "rep"
+    common = ["compare", "--metric", "psnr", "--data", "shapes", "--masks", "box", "--count", "3", "--size", "32", "--out", out, "--methods", "telea"]
+    res = cli(*common, "--set", "telea.algorithm=ns")
+    assert res.exit_code == 0, res.output
+    assert "telea[algorithm=ns]" in (out / "results.json").read_text()
+    assert "telea[algorithm=ns]" in (out / "report.md").read_text()
+    ns = sorted(p.read_bytes() for p in (out / "predictions").rglob("*.png"))
+    res = cli(*common)
+    assert res.exit_code == 0, res.output
+    telea_dirs = sorted(p.name for p in (out / "predictions").iterdir())
+    assert len(telea_dirs) == 2, telea_dirs  # one folder per setting
+    assert ns, "predictions were written"
+
+    bad = cli(*common, "--set", "lama.foo=1")
+    assert bad.exit_code == 2 and "method 'lama' is not compared here" in bad.output
+    bad = cli(*common, "--set", "telea.algorithm=magic")
+    assert bad.exit_code == 2 and "valid choices: telea, ns" in bad.output
+    bad = cli(*common, "--set", "algorithm=ns")
+    assert bad.exit_code == 2 and "METHOD.KEY=VALUE" in bad.output

@@ -160,3 +160,12 @@ def test_score_method_with_a_checkpoint(tmp_path):
     assert set(data["per_image"]["bins"]) == {"20-30%"}  # center masks cover 25 %
     msg = _error(_run("score", "telea", "--checkpoint", ckpt, "--data", "shapes", "--masks", "box", "--metric", "psnr", "--out", out))
     assert "checkpoint of method 'conv-l1', not 'telea'" in msg
+
+
+def test_score_method_takes_sampling_overrides(cli, tmp_path):
+    base = ["score", "telea", "--data", "shapes", "--masks", "box", "--count", "2", "--size", "32", "--metric", "psnr", "--out", tmp_path / "s"]
+    assert cli(*base, "--set", "algorithm=ns").exit_code == 0
+    bad = cli(*base, "--set", "algorithm=zzz")
+    assert bad.exit_code == 2 and "valid choices: telea, ns" in bad.output
+    bad = cli("score", "--pred", tmp_path, "--gt", tmp_path, "--metric", "psnr", "--set", "algorithm=ns")
+    assert bad.exit_code == 2 and "no meaning with --pred/--gt" in bad.output

@@ -49,6 +49,7 @@ class Entry:
     label: str
     method: str
     checkpoint: Path | None = None
+    overrides: dict[str, str] = field(default_factory=dict)  # sampling-time --set values
 
 
 @dataclass
@@ -72,8 +73,14 @@ class CompareResult:
 # --------------------------------------------------------------------------------------
 # 1. entries
 # --------------------------------------------------------------------------------------
-def resolve_entries(methods: Sequence[str] = (), checkpoints: Sequence[str | Path] = ()) -> list[Entry]:
-    """``--methods`` names and ``--checkpoint`` files -> entries with unique labels."""
+def resolve_entries(
+    methods: Sequence[str] = (), checkpoints: Sequence[str | Path] = (), overrides: dict[str, dict[str, str]] | None = None
+) -> list[Entry]:
+    """``--methods`` names and ``--checkpoint`` files -> entries with unique labels.
+
+    ``overrides`` maps a method name to the config values it samples with (``--set``); an
+    entry with overrides is labelled ``method[key=value,...]``.
+    """
     from zoo.checkpoint import read_meta
     from zoo.plugins import get_manager
 
@@ -90,6 +97,13 @@ def resolve_entries(methods: Sequence[str] = (), checkpoints: Sequence[str | Pat
         entries.append(Entry(meta.method, meta.method, Path(ckpt)))
     if not entries:
         raise ZooError("nothing to compare: give --methods m1,m2 and/or --checkpoint CKPT (repeatable)")
+    for name, values in (overrides or {}).items():
+        matching = [e for e in entries if e.method == name]
+        if not matching:
+            raise ZooError(f"--set {name}.…: method {name!r} is not compared here; compared: {', '.join(sorted({e.method for e in entries}))}")
+        for e in matching:
+            e.overrides = dict(values)
+            e.label = f"{e.label}[{','.join(f'{k}={v}' for k, v in sorted(values.items()))}]"
     counts: dict[str, int] = {}
     for e in entries:
         counts[e.label] = counts.get(e.label, 0) + 1
@@ -186,6 +200,7 @@ def _fingerprint(entry: Entry, ev, seed: int, batch_size: int) -> dict[str, Any]
         "eval_set": ev.hash,
         "seed": seed,
         "batch_size": batch_size,
+        "overrides": dict(sorted(entry.overrides.items())),
     }
 
 
@@ -222,7 +237,7 @@ def sample_entry(entry: Entry, ev, pred_dir: Path, seed: int = 0, batch_size: in
 
     items = ev.items
     dev = get_device(device)
-    model, config = build_model(entry.method, entry.checkpoint)
+    model, config = build_model(entry.method, entry.checkpoint, entry.overrides or None)
     model.to(dev)
     manager = get_manager()
     bar = tqdm(total=len(items), desc=f"sample {entry.label}", disable=not progress, dynamic_ncols=True)

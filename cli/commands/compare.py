@@ -18,9 +18,10 @@ def warn_all(warnings) -> None:
 @click.option("--methods", default="", help="Comma-separated methods that need no checkpoint (classical baselines).")
 @click.option("--checkpoint", "checkpoints", multiple=True, help="A zoo checkpoint; its method comes from its metadata (repeatable).")
 @click.option("--out", "out_dir", required=True, help="Report folder (predictions are cached here; rerun to resume).")
+@click.option("--set", "set_items", multiple=True, metavar="METHOD.KEY=VALUE", help="Sampling setting of one method, e.g. repaint.sampling=fast (repeatable).")
 @eval_options
 @click.option("--json", "as_json", is_flag=True, help="Print results.json instead of the table.")
-def compare_cmd(metric_list, data, masks, methods, checkpoints, out_dir, count, size, seed, batch_size, fid_weights, fid_layer, bootstrap, device, as_json) -> None:
+def compare_cmd(metric_list, data, masks, methods, checkpoints, out_dir, set_items, count, size, seed, batch_size, fid_weights, fid_layer, bootstrap, device, as_json) -> None:
     """Compare methods on one eval set: identical images, masks and seeds for all.
 
     Writes results.json, results.csv, report.md, plots/<metric>.png and grid.png into --out.
@@ -28,13 +29,20 @@ def compare_cmd(metric_list, data, masks, methods, checkpoints, out_dir, count, 
     import sys
 
     from zoo.compare import resolve_entries, run_compare
+    from zoo.config import parse_set_options
     from zoo.errors import ZooError
     from zoo.metrics import parse_metric_list
 
     specs = parse_metric_list(metric_list)
     if count < 1 or size < 8 or batch_size < 1:
         raise ZooError("--count and --batch-size must be at least 1, --size at least 8")
-    entries = resolve_entries([m.strip() for m in methods.split(",") if m.strip()], checkpoints)
+    overrides: dict[str, dict[str, str]] = {}
+    for key, value in parse_set_options(set_items).items():
+        method, dot, field_name = key.partition(".")
+        if not dot or not field_name:
+            raise ZooError(f"--set {key}={value}: write METHOD.KEY=VALUE, e.g. repaint.sampling=fast")
+        overrides.setdefault(method, {})[field_name] = value
+    entries = resolve_entries([m.strip() for m in methods.split(",") if m.strip()], checkpoints, overrides)
     res = run_compare(entries, specs, out_dir, data, masks, count=count, size=size, seed=seed, batch_size=batch_size,
                       device=device, fid_weights=fid_weights, fid_layer=fid_layer, bootstrap=bootstrap, command=sys.argv)
     warn_all(res.warnings)

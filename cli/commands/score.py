@@ -40,10 +40,11 @@ def print_score(score, method_scores: dict[str, float] | None = None) -> None:
 @click.option("--checkpoint", default=None, help="METHOD: its zoo checkpoint (classical methods need none).")
 @click.option("--data", default=None, help="METHOD: dataset name or image folder for the eval set.")
 @click.option("--out", "out_dir", default=None, help="METHOD: folder for the eval set and predictions (default runs/score-METHOD).")
+@click.option("--set", "set_items", multiple=True, metavar="KEY=VALUE", help="METHOD: sampling-time config override (repeatable), e.g. sampling=fast.")
 @eval_options
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
 @click.option("--list-metrics", is_flag=True, help="List the registered metrics and exit.")
-def score_cmd(method, pred, gt, masks, metric_list, checkpoint, data, out_dir, count, size, seed, batch_size, fid_weights, fid_layer, bootstrap, device, as_json, list_metrics) -> None:
+def score_cmd(method, pred, gt, masks, metric_list, checkpoint, data, out_dir, set_items, count, size, seed, batch_size, fid_weights, fid_layer, bootstrap, device, as_json, list_metrics) -> None:
     """Score predictions made anywhere (--pred/--gt), or sample METHOD on an eval set and score it."""
     from pathlib import Path
 
@@ -66,6 +67,8 @@ def score_cmd(method, pred, gt, masks, metric_list, checkpoint, data, out_dir, c
     if method is None:
         if pred is None or gt is None:
             raise ZooError("give --pred DIR and --gt DIR (predictions made anywhere), or METHOD with --data and --masks")
+        if set_items:
+            raise ZooError("--set changes how METHOD samples; it has no meaning with --pred/--gt")
         for flag, value in (("--pred", pred), ("--gt", gt), ("--masks", masks)):
             if value is not None and not Path(value).is_dir():
                 raise ZooError(f"{flag} {value}: folder does not exist")
@@ -79,9 +82,11 @@ def score_cmd(method, pred, gt, masks, metric_list, checkpoint, data, out_dir, c
         if masks is None:
             raise ZooError("zoo score METHOD needs --masks KIND|DIR (and --data DATA)")
         from zoo.compare import resolve_entries, run_compare
+        from zoo.config import parse_set_options
 
+        overrides = {method: parse_set_options(set_items)} if set_items else None
         if checkpoint is not None:
-            entry = resolve_entries([], [checkpoint])[0]
+            entry = resolve_entries([], [checkpoint], overrides)[0]
             if entry.method != method:
                 raise ZooError(f"{checkpoint} is a checkpoint of method {entry.method!r}, not {method!r}")
         else:
@@ -89,7 +94,7 @@ def score_cmd(method, pred, gt, masks, metric_list, checkpoint, data, out_dir, c
 
             if get_manager().method(method).needs_training:
                 raise ZooError(f"method {method!r} needs a checkpoint: pass --checkpoint CKPT")
-            entry = resolve_entries([method], [])[0]
+            entry = resolve_entries([method], [], overrides)[0]
         res = run_compare([entry], specs, out_dir or f"runs/score-{method}", data, masks, count=count, size=size, seed=seed,
                           batch_size=batch_size, device=device, fid_weights=fid_weights, fid_layer=fid_layer,
                           bootstrap=bootstrap, write_report=False)
