@@ -42,6 +42,7 @@ class RepaintConfig:
     sampler: Literal["ddpm", "ddim"] = "ddpm"  # ddpm: posterior step (learned variance if any)
     eta: float = 1.0  # ddim noise scale (1.0 = DDPM-like variance, 0.0 = deterministic)
     clip_denoised: bool = True  # clip the x0 estimate to [-1, 1]
+    known_noise: Literal["shared", "fresh"] = "shared"  # fresh: known region re-drawn before every call (official)
     schedule_alignment: Literal["repaint", "diffusers"] = "repaint"  # level walk of the official code or of diffusers
     score_levels: int = 10  # timesteps (evenly spread) the score hook averages the hole loss over
 
