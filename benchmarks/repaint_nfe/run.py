@@ -8,7 +8,7 @@ in git):
 2. build a fixed eval set: ``shapes`` test split, ``box`` masks, seed 0, ``--count`` images;
 3. inpaint it with every schedule given (generator seeded with ``--seed``) and record network
    calls per image, per-image PSNR and L1 on the hole, seconds, into
-   ``results_n{count}_seed{seed}.json`` here (one file per seed, merged by ``report.py``).
+   ``results_n{count}_seed{seed}.json`` here (one file per seed, merged by ``report.py`` into ``summary_n{count}.md`` / ``.json``).
 
 A schedule spec is ``t_T/jump/resamplings`` plus optional ``/ddim<eta>`` (DDIM-style steps,
 default DDPM steps) and ``/fresh`` (the known region re-noised with fresh noise before every
@@ -29,6 +29,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 HERE = Path(__file__).resolve().parent
@@ -103,6 +104,10 @@ def main() -> None:
         row = {"spec": spec, **parse_spec(spec), "nfe": out.info["nfe"], "seconds": round(secs, 1), "prior": str(ckpt.parent.name),
                "per_image_psnr": [round(float(v), 4) for v in p], "per_image_l1": [round(float(v), 5) for v in l1]}
         print(spec, row["nfe"], f"psnr {float(p.mean()):.3f} l1 {float(l1.mean()):.4f} {secs:.0f}s", flush=True)
+        # outputs kept (cache, not git) for distribution-level metrics in report.py
+        save = CACHE / "outputs" / f"n{len(ev)}_seed{args.seed}{args.tag}" / (spec.replace("/", "_") + ".npy")
+        save.parent.mkdir(parents=True, exist_ok=True)
+        np.save(save, out.images.numpy().astype(np.float32))
         rows = json.loads(out_json.read_text()) if out_json.is_file() else {}  # re-read: several runs may share the file
         rows[spec] = row
         tmp = out_json.with_suffix(".tmp")
