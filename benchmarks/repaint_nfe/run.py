@@ -11,7 +11,7 @@ in git):
    ``results_n{count}_seed{seed}.json`` here (one file per seed, merged by ``report.py`` into ``summary_n{count}.md`` / ``.json``).
 
 A schedule spec is ``t_T/jump/resamplings`` plus optional ``/ddim<eta>`` (DDIM-style steps,
-default DDPM steps) and ``/fresh`` (the known region re-noised with fresh noise before every
+default DDPM steps), ``/noclip`` (x0 estimate not clipped) and ``/fresh`` (the known region re-noised with fresh noise before every
 network call, as the official code; default: diffusers' shared draw). Example:
 
     python benchmarks/repaint_nfe/run.py --count 32 --seed 1 250/10/10 40/3/6 40/3/6/ddim0.5/fresh
@@ -51,6 +51,8 @@ def parse_spec(spec: str) -> dict:
             out["sampler"], out["eta"] = "ddim", float(p[4:] or 0.0)
         elif p == "fresh":
             out["known_noise"] = "fresh"
+        elif p == "noclip":
+            out["clip_denoised"] = False
         else:
             raise SystemExit(f"bad schedule spec {spec!r}")
     return out
