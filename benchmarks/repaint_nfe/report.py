@@ -46,11 +46,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=32)
     ap.add_argument("--tag", default="")
+    ap.add_argument("--seeds", default="", help="comma-separated seeds to use (default: all with a reference)")
+    ap.add_argument("--name", default="", help="suffix of the summary files")
     args = ap.parse_args()
     files = sorted(HERE.glob(f"results_n{args.count}_seed*{args.tag}.json"))
     files = [f for f in files if f.stem.split("_seed")[1].lstrip("0123456789") == args.tag]
     runs = {int(f.stem.split("_seed")[1][: len(f.stem.split("_seed")[1]) - len(args.tag)]): json.loads(f.read_text()) for f in files}
-    seeds = sorted(s for s, rows in runs.items() if REF in rows)
+    seeds = sorted(s for s, rows in runs.items() if REF in rows and (not args.seeds or str(s) in args.seeds.split(",")))
     if not seeds:
         raise SystemExit("no published reference measured yet")
     nfe = {k: r["nfe"] for s in seeds for k, r in runs[s].items()}
@@ -131,8 +133,8 @@ def main() -> None:
     if swd_lines:
         lines += ["", "Distribution of hole patches (5x5 around every hole pixel) against the ground truth's: sliced Wasserstein distance x 1000 (lower is better).", "",
                   f"| schedule | steps | NFE | SWD x1000 ± bootstrap SE (seeds {swd_seeds}) |", "|---|---|---|---|", *swd_lines]
-    (HERE / f"summary_n{args.count}{args.tag}.json").write_text(json.dumps(out, indent=1))
-    (HERE / f"summary_n{args.count}{args.tag}.md").write_text("\n".join(lines) + "\n")
+    (HERE / f"summary_n{args.count}{args.tag}{args.name}.json").write_text(json.dumps(out, indent=1))
+    (HERE / f"summary_n{args.count}{args.tag}{args.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
