@@ -118,3 +118,40 @@ def test_vlb_term_vanishes_for_the_true_posterior():
     assert kl.abs().max() < 1e-3
     wrong = vlb_term(chain, x0, x_t, t, noise + 0.5, torch.ones_like(x0))
     assert (wrong > kl).all() and (wrong[:2] > 1e-3).all()  # at t=999 the mean barely depends on eps
+
+
+def test_fresh_known_noise_redraws_the_known_region_before_every_call():
+    """known_noise="fresh" (official RePaint): every network input's known part is the image
+    noised to that level with its own draw; known pixels exact, same NFE, seeded."""
+    chain = Chain.from_betas(torch.linspace(1e-3, 0.2, 12))
+    image = torch.rand(2, 3, 8, 8) * 2 - 1
+    hole = torch.zeros(2, 1, 8, 8)
+    hole[..., 1:5, 2:7] = 1
+    pts = jump_points(12, 3, 3)
+    seen = []
+
+    def model(x, t):  # records its inputs; a fixed, non-trivial "eps" prediction
+        seen.append(x.clone())
+        return 0.3 * x
+
+    out = repaint(model, image, hole, chain, pts, torch.Generator().manual_seed(5), known_noise="fresh")
+    assert out.nfe == count_steps(pts).down == len(seen)
+    assert torch.equal(out.images * (1 - hole), image * (1 - hole))
+    # replay the generator in the loop's order: start, then per step down (known draw, step
+    # noise), per undo one draw; each input's known part must be q(x_a | image) with its draw
+    g = torch.Generator().manual_seed(5)
+    torch.randn(image.shape, generator=g)
+    calls = 0
+    for a, b in zip(pts, pts[1:]):
+        if b < a:
+            eps = torch.randn(image.shape, generator=g)
+            expect = chain.q_sample(image, a, eps)
+            torch.testing.assert_close(seen[calls] * (1 - hole), expect * (1 - hole), atol=1e-6, rtol=0)
+            calls += 1
+        torch.randn(image.shape, generator=g)
+    again = repaint(model, image, hole, chain, pts, torch.Generator().manual_seed(5), known_noise="fresh")
+    assert torch.equal(again.images, out.images)
+    shared = repaint(model, image, hole, chain, pts, torch.Generator().manual_seed(5))
+    assert (shared.images - out.images).abs().max() > 1e-3  # the option changes the sampler
+    with pytest.raises(ValueError, match="known_noise"):
+        repaint(model, image, hole, chain, pts, known_noise="official")

@@ -50,10 +50,10 @@ def sample(model: RepaintPrior, cfg: RepaintConfig, images: torch.Tensor, holes:
         hole = F.pad(holes, (0, pw, 0, ph))
     chain = make_chain(cfg).respace(s.t_T)
     points = schedule_points(cfg)
-    result = repaint(model, x, hole, chain, points, generator, s.sampler, s.eta, s.clip_denoised, progress=progress, desc="repaint")
+    result = repaint(model, x, hole, chain, points, generator, s.sampler, s.eta, s.clip_denoised, progress=progress, desc="repaint", known_noise=s.known_noise)
     out = result.images[..., :h, :w]
     out = images * (1 - holes) + out * holes
-    info = {"nfe": result.nfe, "undo_steps": result.undo_steps, "schedule": f"t_T={s.t_T} j={s.jump_length} r={s.jump_n_sample} {s.sampler}"}
+    info = {"nfe": result.nfe, "undo_steps": result.undo_steps, "schedule": f"t_T={s.t_T} j={s.jump_length} r={s.jump_n_sample} {s.sampler}" + (f" eta={s.eta}" if s.sampler == "ddim" else "") + f" known_noise={s.known_noise}"}
     return SampleOutput(out, info)
 
 

@@ -13,8 +13,11 @@ Walk the level sequence ``points`` (see :mod:`zoo.diffusion.jump`); for each tra
 
 Random numbers are drawn in diffusers' order (one ``randn`` for the start, one per step down,
 shared by the known and unknown parts, one per undo step), so with the same prior, points
-and generator the result equals diffusers' ``RePaintPipeline``. The official code draws a
-separate noise for the known part; the distribution is the same (disjoint pixels).
+and generator the result equals diffusers' ``RePaintPipeline`` (``known_noise="shared"``).
+``known_noise="fresh"`` follows the official code instead: before every network call the
+known region is replaced by the input noised to the current level with a new draw
+(``known = sqrt(abar_k) x0 + sqrt(1 - abar_k) eps'``), so after an undo step it is not the
+re-noised previous value. Each step's marginal is the same either way.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from tqdm.auto import tqdm
 
 from zoo.diffusion.schedule import Chain
 from zoo.diffusion.steps import reverse_step, undo_step
+
+KNOWN_NOISE = ("shared", "fresh")
 
 #: model_fn(x (B, C, H, W), t (B,) long model timesteps) -> (B, C or 2C, H, W)
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -59,6 +64,7 @@ def repaint(
     x_init: torch.Tensor | None = None,
     progress: bool = False,
     desc: str = "repaint",
+    known_noise: str = "shared",
 ) -> RepaintResult:
     """Inpaint ``images`` (B, C, H, W) in [-1, 1] where ``holes`` (B, 1, H, W) is 1.
 
@@ -69,6 +75,9 @@ def repaint(
     """
     if points[-1] != -1 or any(abs(a - b) != 1 for a, b in zip(points, points[1:])):
         raise ValueError("points must move by one level at a time and end at -1")
+    if known_noise not in KNOWN_NOISE:
+        raise ValueError(f"unknown known_noise {known_noise!r}; valid: {KNOWN_NOISE}")
+    fresh = known_noise == "fresh"
     if points[0] >= len(chain):
         raise ValueError(f"schedule starts at level {points[0]} but the chain has {len(chain)} levels")
     x = randn(images.shape, generator, images) if x_init is None else x_init.to(images)
@@ -79,12 +88,15 @@ def repaint(
     for a, b in bar:
         noise_shape = x.shape
         if b < a:  # denoise level a -> a - 1
+            if fresh and keep is not None:  # official: the known part drawn anew at level a
+                known = chain.q_sample(images, a, randn(noise_shape, generator, x))
+                x = keep * known + (1 - keep) * x
             t = chain.timesteps[a].to(images.device).long().expand(x.shape[0])
             out = model_fn(x, t)
             nfe += 1
             noise = randn(noise_shape, generator, x)
             x, _ = reverse_step(chain, x, a, out.to(x.dtype), noise, sampler, eta, clip)
-            if keep is not None:
+            if keep is not None and not fresh:
                 a_prev = float(chain.alphas_cumprod_prev[a])
                 known = a_prev**0.5 * images + (1 - a_prev) ** 0.5 * noise
                 x = keep * known + (1 - keep) * x
