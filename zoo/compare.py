@@ -191,7 +191,7 @@ def _eval_set_from_mask_folder(root: Path, data: str, mask_dir: Path, masks_id: 
 # 3. sampling, resumable
 # --------------------------------------------------------------------------------------
 def _fingerprint(entry: Entry, ev, seed: int, batch_size: int) -> dict[str, Any]:
-    from zoo.metrics.weights import file_sha256
+    from zoo.fsutil import file_sha256
 
     return {
         "method": entry.method,

@@ -10,13 +10,13 @@ its keys are the zoo model's keys as they are, so the import is strict and compl
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from zoo.fsutil import file_sha256
 from zoo.config import resolve_config
 from zoo.errors import ZooError
 from zoo.official import load_official, tensors_only
@@ -33,13 +33,6 @@ def find_checkpoint(source: Path) -> Path:
         raise ZooError(f"{source} holds no models/best.ckpt; give the unpacked big-lama folder or its best.ckpt")
     return source
 
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def generator_tensors(path: Path) -> tuple[dict[str, torch.Tensor], int]:
@@ -97,7 +90,7 @@ def import_lama(spec: MethodSpec, source: Path, preset: str | None) -> ImportedC
     provenance = {
         "format": "lightning-ckpt",
         "file": path.name,
-        "sha256": sha256(path),
+        "sha256": file_sha256(path),
         "generator_tensors": len(gen),
         "ignored_tensors": ignored,  # discriminator, perceptual-loss and evaluator weights
     }

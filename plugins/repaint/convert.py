@@ -8,7 +8,6 @@ architecture gets one line naming the differing setting instead of a shape error
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import torch
 
+from zoo.fsutil import file_sha256
 from zoo.config import apply_overrides
 from zoo.errors import ZooError, choices_error
 from zoo.official import load_official, tensors_only
@@ -30,13 +30,6 @@ def preset_config(preset: str) -> RepaintConfig:
         raise choices_error("preset for repaint", preset, PRESETS)
     return apply_overrides(RepaintConfig(), PRESETS[preset])
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # -- guided-diffusion files ----------------------------------------------------------------
@@ -112,7 +105,7 @@ def import_guided(path: Path, preset: str | None) -> ImportedCheckpoint:
     cfg = preset_config(preset)
     check_guided_architecture(sd, cfg, preset)
     state = {f"unet.{k}": v.float() for k, v in sd.items()}
-    return ImportedCheckpoint(cfg, preset, state, {"format": "guided-diffusion", "file": path.name, "sha256": _sha256(path)})
+    return ImportedCheckpoint(cfg, preset, state, {"format": "guided-diffusion", "file": path.name, "sha256": file_sha256(path)})
 
 
 # -- diffusers folders ---------------------------------------------------------------------

@@ -21,7 +21,8 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from zoo.errors import ZooError
-from zoo.metrics.weights import file_sha256, inception_weights
+from zoo.fsutil import file_sha256
+from zoo.metrics.weights import inception_weights
 
 EXTRACTOR = "inception-v3-compat"
 POOL_LAYERS = ("64", "192", "768", "2048")

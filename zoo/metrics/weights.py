@@ -15,7 +15,6 @@ ever computed with random weights.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -67,20 +66,3 @@ def inception_weights(path: str | os.PathLike | None = None) -> Path:
             raise ZooError(f"Inception weights file {p} (from {source}) does not exist; it must be torch-fidelity's {os.path.basename(INCEPTION_URL)} from {INCEPTION_URL}")
         return p
     return cached_or_download(INCEPTION_URL, "Inception (FID/KID/IS/IDS)", f", or pass --fid-weights PATH / set {FID_WEIGHTS_ENV}")
-
-
-_SHA_CACHE: dict[tuple[str, int, int], str] = {}
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file, remembered per (path, size, mtime) for this process."""
-    p = Path(path).resolve()
-    st = p.stat()
-    key = (str(p), st.st_size, st.st_mtime_ns)
-    if key not in _SHA_CACHE:
-        h = hashlib.sha256()
-        with open(p, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        _SHA_CACHE[key] = h.hexdigest()
-    return _SHA_CACHE[key]
