@@ -19,3 +19,11 @@ def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], indent: s
         click.echo(indent + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
         if n == 0:
             click.echo(indent + "  ".join("-" * w for w in widths))
+
+
+def print_named(items, header: str, as_json: bool) -> None:
+    """List ``(name, spec-with-.description)`` pairs as a table or JSON (datasets, mask kinds)."""
+    if as_json:
+        print_json([{"name": n, "description": d.description} for n, d in items])
+        return
+    print_table([(n, d.description) for n, d in items], [header, "description"])

@@ -155,19 +155,33 @@ def list_images(folder: str | Path) -> list[Path]:
     return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
 
 
+def keyed_images(folder: str | Path) -> dict[str, Path]:
+    """Image files under ``folder`` keyed by relative path without suffix (``a/b.png`` ->
+    ``a/b``): the key that pairs an image with its mask or its prediction."""
+    folder = Path(folder)
+    return {p.relative_to(folder).with_suffix("").as_posix(): p for p in list_images(folder)}
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image file without decoding it; a damaged file is a ZooError."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except Exception as exc:
+        raise ZooError(f"cannot read image {path} ({type(exc).__name__})") from None
+
+
 def pair_images_and_masks(images: str | Path, masks: str | Path) -> list[tuple[Path, Path]]:
     """Match image and mask files by relative path without suffix; refuse mismatches."""
     images, masks = Path(images), Path(masks)
-    img_files = list_images(images)
-    mask_files = list_images(masks)
+    img_files = keyed_images(images)
+    by_key = keyed_images(masks)
     if not img_files:
         raise ZooError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {images}")
-    if not mask_files:
+    if not by_key:
         raise ZooError(f"no mask files found in {masks}")
-    by_key = {p.relative_to(masks).with_suffix("").as_posix(): p for p in mask_files}
     pairs, missing = [], []
-    for p in img_files:
-        key = p.relative_to(images).with_suffix("").as_posix()
+    for key, p in img_files.items():
         if key in by_key:
             pairs.append((p, by_key[key]))
         else:

@@ -107,11 +107,16 @@ def load_official(path: str | Path) -> Any:
     except pickle.UnpicklingError:
         pass  # non-tensor objects beside the weights: use the restricted unpickler
     except Exception as exc:
-        raise ZooError(f"{path} is not a readable PyTorch checkpoint ({str(exc).splitlines()[0][:160]})") from None
+        raise ZooError(f"{path} is not a readable PyTorch checkpoint ({_reason(exc)})") from None
     try:
         return torch.load(str(path), map_location="cpu", weights_only=False, pickle_module=restricted_pickle)
     except Exception as exc:
-        raise ZooError(f"{path} is not a readable PyTorch checkpoint ({str(exc).splitlines()[0][:160]})") from None
+        raise ZooError(f"{path} is not a readable PyTorch checkpoint ({_reason(exc)})") from None
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0][:160] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def tensors_only(obj: Any) -> dict[str, torch.Tensor]:

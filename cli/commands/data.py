@@ -6,7 +6,7 @@ import click
 
 from zoo_cli.commands.masks import convention_option, echo_warnings
 from zoo_cli.options import seed_option
-from zoo_cli.output import print_json, print_table
+from zoo_cli.output import print_json, print_named, print_table
 
 
 @click.group("data")
@@ -20,11 +20,7 @@ def data_list(as_json: bool) -> None:
     """List registered dataset names."""
     from zoo.data import _registered
 
-    found = sorted(_registered().items())
-    if as_json:
-        print_json([{"name": n, "description": d.description} for n, d in found])
-        return
-    print_table([(n, d.description) for n, d in found], ["dataset", "description"])
+    print_named(sorted(_registered().items()), "dataset", as_json)
 
 
 @data_group.command("prepare")

@@ -8,7 +8,7 @@ import warnings
 import click
 
 from zoo_cli.options import existing_dir, seed_option
-from zoo_cli.output import print_json, print_table
+from zoo_cli.output import print_json, print_named
 
 convention_option = click.option(
     "--mask-convention",
@@ -43,11 +43,7 @@ def masks_list(as_json: bool) -> None:
     """List mask kinds."""
     from zoo.masks import kinds
 
-    found = sorted(kinds().items())
-    if as_json:
-        print_json([{"name": n, "description": s.description} for n, s in found])
-        return
-    print_table([(n, s.description) for n, s in found], ["kind", "description"])
+    print_named(sorted(kinds().items()), "kind", as_json)
 
 
 @masks_group.command("generate")

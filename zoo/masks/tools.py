@@ -121,19 +121,16 @@ def check_pairs(images: str | Path, masks: str | Path, convention: str = "hole-w
     """Check a folder of images against a folder of masks of the same names: every image has
     a mask, sizes agree, masks are binary and readable. Returns counts and a list of problems
     (one line each); nothing is raised for problems so all of them can be reported at once."""
-    from PIL import Image
-
-    from zoo.imageio import load_mask, pair_images_and_masks
+    from zoo.imageio import image_size, load_mask, pair_images_and_masks
 
     pairs = pair_images_and_masks(images, masks)
     problems: list[str] = []
     ratios = []
     for img_path, mask_path in pairs:
         try:
-            with Image.open(img_path) as img:
-                size = img.size
-        except Exception as exc:
-            problems.append(f"cannot read image {img_path} ({type(exc).__name__})")
+            size = image_size(img_path)
+        except ZooError as exc:
+            problems.append(str(exc))
             continue
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

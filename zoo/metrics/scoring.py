@@ -19,11 +19,10 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm.auto import tqdm
 
 from zoo.errors import ZooError
-from zoo.imageio import list_images, load_image, load_mask
+from zoo.imageio import image_size, keyed_images, load_image, load_mask
 from zoo.spec import MetricSpec
 
 ALL = "all"  # the bin label of the whole set
@@ -38,25 +37,13 @@ class Pair:
     mask: Path | None = None
 
 
-def _keyed(folder: Path) -> dict[str, Path]:
-    return {p.relative_to(folder).with_suffix("").as_posix(): p for p in list_images(folder)}
-
-
-def _size(path: Path) -> tuple[int, int]:
-    try:
-        with Image.open(path) as img:
-            return img.size
-    except Exception as exc:
-        raise ZooError(f"cannot read image {path} ({type(exc).__name__})") from None
-
-
 def pair_folders(pred_dir: str | Path, gt_dir: str | Path, mask_dir: str | Path | None = None) -> list[Pair]:
     """Match predictions, ground truths (and masks) by relative name without suffix.
 
     Refuses (one-line ZooError) different names or counts, and images whose sizes differ.
     """
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
-    pk, gk = _keyed(pred_dir), _keyed(gt_dir)
+    pk, gk = keyed_images(pred_dir), keyed_images(gt_dir)
     if not pk:
         raise ZooError(f"no images found in --pred {pred_dir}")
     if not gk:
@@ -69,17 +56,17 @@ def pair_folders(pred_dir: str | Path, gt_dir: str | Path, mask_dir: str | Path 
         )
     mk: dict[str, Path] = {}
     if mask_dir is not None:
-        mk = _keyed(Path(mask_dir))
+        mk = keyed_images(Path(mask_dir))
         missing = sorted(set(gk) - set(mk))
         if missing:
             raise ZooError(f"{len(missing)} ground-truth image(s) have no mask of the same name in --masks {mask_dir} (first: {missing[0]!r})")
     pairs = []
     for key in sorted(gk):
-        sp, sg = _size(pk[key]), _size(gk[key])
+        sp, sg = image_size(pk[key]), image_size(gk[key])
         if sp != sg:
             raise ZooError(f"prediction {pk[key]} is {sp[0]}x{sp[1]} but ground truth {gk[key]} is {sg[0]}x{sg[1]}; sizes must be equal")
         if mk:
-            sm = _size(mk[key])
+            sm = image_size(mk[key])
             if sm != sg:
                 raise ZooError(f"mask {mk[key]} is {sm[0]}x{sm[1]} but ground truth {gk[key]} is {sg[0]}x{sg[1]}")
         pairs.append(Pair(key, pk[key], gk[key], mk.get(key)))
@@ -307,7 +294,7 @@ def _inception_pair(pairs, gt_root, reference_key, dev, fid_weights, fid_layer, 
     extractor = InceptionFeatures(fid_weights, dev, fid_layer)
     gt_files = [p.gt for p in pairs]
     if reference_key is None:
-        reference_key = {"content": content_hash(gt_files, gt_root), "size": list(_size(gt_files[0]))}
+        reference_key = {"content": content_hash(gt_files, gt_root), "size": list(image_size(gt_files[0]))}
     key = {**reference_key, "extractor": extractor.ident, "count": len(pairs)}
     gt_f, status = reference_features(key, len(pairs), lambda: extractor(gt_files, progress=progress, desc="inception (reference)"))
     pred_f = extractor([p.pred for p in pairs], logits=logits, progress=progress, desc="inception (predictions)")
