@@ -215,6 +215,47 @@ def test_micro_batch_auto_under_simulated_memory_limit(tmp_path, monkeypatch):
         torch.testing.assert_close(auto.state_dict[k], whole.state_dict[k], atol=1e-6, rtol=1e-5)
 
 
+class GrowingTask(SgdTask):
+    """From step 2 on the loss runs the net twice (twice the saved activations), as a
+    schedule that raises the resolution or the number of samples would."""
+
+    def loss(self, batch, step):
+        loss, logs = super().loss(batch, step)
+        if step >= 2:
+            loss = loss + 0.5 * (super().loss(batch, step)[0] - loss.detach())
+        return loss, logs
+
+
+def growing_task() -> GrowingTask:
+    torch.manual_seed(0)
+    return GrowingTask(ConvL1Net(TINY), TINY)
+
+
+def test_out_of_memory_mid_run_halves_the_auto_micro_batch(tmp_path):
+    b2, b4 = saved_bytes(2), saved_bytes(4)
+    limit = (b4 * 3) // 2  # 4 samples fit once, not twice; 2 samples fit twice
+    assert 2 * b2 <= limit < 2 * b4
+    with pytest.warns(UserWarning, match=r"out of memory in step 3 \(phase net\); continuing with micro-batch 2 x 4"):
+        result = fit(growing_task(), make_ctx(tmp_path / "auto", steps=5, batch=8, micro_batch="auto", simulated_memory_limit=limit))
+    events = read_events(tmp_path / "auto")
+    start = next(r for r in events if r.get("event") == "start")
+    assert (start["micro_batch"], start["accum"]) == (4, 2)
+    retries = [r for r in events if r.get("event") == "oom_retry"]
+    assert [(r["step"], r["micro_batch"], r["accum"]) for r in retries] == [(3, 2, 4)]
+    assert [r["step"] for r in read_log(tmp_path / "auto") if "loss" in r] == [1, 2, 3, 4, 5]  # no step lost
+    # the retried run computes the same updates as one that used micro-batch 2 from step 3
+    # on (SGD, so accumulation order only changes rounding)
+    whole = fit(growing_task(), make_ctx(tmp_path / "whole", steps=5, batch=8))
+    for k in whole.state_dict:
+        torch.testing.assert_close(result.state_dict[k], whole.state_dict[k], atol=1e-5, rtol=1e-4)
+
+
+def test_out_of_memory_with_a_fixed_micro_batch_stops_with_advice(tmp_path):
+    limit = (saved_bytes(4) * 3) // 2
+    with pytest.raises(ZooError, match=r"out of memory in step 3 \(phase net, micro-batch 4\).*Try --micro-batch auto"):
+        fit(growing_task(), make_ctx(tmp_path, steps=5, batch=8, micro_batch=4, simulated_memory_limit=limit))
+
+
 def test_micro_batch_auto_when_nothing_fits(tmp_path):
     with pytest.raises(ZooError, match="even one sample does not fit"):
         fit(conv_task(), make_ctx(tmp_path, steps=1, micro_batch="auto", simulated_memory_limit=1000))

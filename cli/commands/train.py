@@ -35,6 +35,13 @@ from zoo_cli.options import device_option, set_option
 @click.option("--log-every", type=int, default=1, show_default=True, help="JSONL/TensorBoard record every N steps.")
 @click.option("--max-nonfinite", type=int, default=5, show_default=True, help="Stop after this many NaN/Inf steps in a row.")
 @click.option("--devices", type=int, default=1, show_default=True, help="Data-parallel processes on this machine (GPUs, or gloo processes with --device cpu).")
+@click.option(
+    "--strategy",
+    type=click.Choice(["ddp", "fsdp"]),
+    default="ddp",
+    show_default=True,
+    help="With several processes: ddp = each holds the whole model; fsdp = weights, gradients and optimizer state sharded over them.",
+)
 @click.option("--sync-batchnorm", is_flag=True, help="Synchronise BatchNorm statistics across GPUs.")
 @click.option("--no-tensorboard", is_flag=True, help="Do not write RUN/tb even if tensorboard is installed.")
 @click.option("--workers", type=int, default=0, show_default=True, help="Data-loading worker processes.")
@@ -42,7 +49,7 @@ from zoo_cli.options import device_option, set_option
 def train_cmd(
     method, data, preset, set_items, steps, batch_size, seed, out_dir, masks, precision, grad_accum, micro_batch, grad_clip,
     grad_checkpointing, save_every, keep_last, resume, val_every, val_size, val_metrics, best_metric, sample_every, log_every,
-    max_nonfinite, devices, sync_batchnorm, no_tensorboard, workers, device,
+    max_nonfinite, devices, strategy, sync_batchnorm, no_tensorboard, workers, device,
 ) -> None:  # fmt: skip
     """Train METHOD; writes RUN/model.safetensors (a self-describing checkpoint),
     RUN/checkpoints/step_N/ (resumable), RUN/log.jsonl and RUN/run.json."""
@@ -72,6 +79,7 @@ def train_cmd(
         log_every=log_every,
         max_nonfinite=max_nonfinite,
         sync_batchnorm=sync_batchnorm,
+        strategy=strategy,
         tensorboard=not no_tensorboard,
         num_workers=workers,
     )

@@ -77,4 +77,5 @@ class ConvL1Net(nn.Module):
         x = self.down(x)  # (B, C * 2**n, H / 2**n, W / 2**n)
         x = self.middle(x)
         x = self.up(x)  # (B, C, H, W)
-        return torch.tanh(self.head(x))[..., :h, :w]
+        out = torch.tanh(self.head(x))
+        return out[..., :h, :w] if ph or pw else out  # no needless view (FSDP warns about views)

@@ -39,6 +39,17 @@ class LamaTask(TrainTask):
         if self.hrf is not None:
             self.hrf.to(device)
 
+    def fsdp_roots(self):
+        """Generator and discriminator are called through their own forwards, so both can
+        be sharded, unless the R1 penalty (r1_gamma > 0, as published) differentiates the
+        discriminator twice, which FSDP does not support."""
+        if self.config.r1_gamma > 0:
+            raise ZooError(
+                "lama cannot train with --strategy fsdp while its R1 penalty is on (it backpropagates through the discriminator twice); "
+                "use --strategy ddp (Big LaMa's 51 M weights fit one card) or --set r1_gamma=0"
+            )
+        return [self.model.generator, self.model.discriminator]
+
     def optimizers(self):
         c = self.config
         return {

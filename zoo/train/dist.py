@@ -108,6 +108,15 @@ def mean_over_processes(values: dict[str, float], device: torch.device) -> dict[
     return {k: sum(v) / len(v) for k, v in out.items()}
 
 
+def broadcast_object(obj):
+    """Process 0's ``obj`` on every process (JSON-able/tensor trees only)."""
+    if world() == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def gather_objects(obj):
     """Every process's ``obj`` as a list on every process (JSON-able/tensor trees only)."""
     if world() == 1:

@@ -46,7 +46,7 @@ from zoo.device import PRECISIONS, get_device
 from zoo.errors import ZooError
 from zoo.masks import make_mask
 from zoo.spec import TrainContext, TrainResult
-from zoo.train import dist, memory, state as ckpt, watch
+from zoo.train import dist, fsdp, memory, state as ckpt, watch
 
 LossFn = Callable[[dict, int], "tuple[torch.Tensor, dict[str, float]]"]
 
@@ -72,6 +72,7 @@ class TrainOptions:
     sample_every: int = 0  # PNG grid of validation inputs/results every N steps; 0 = off
     max_nonfinite: int = 5  # stop after this many steps in a row with a NaN/Inf loss
     sync_batchnorm: bool = False  # convert BatchNorm to SyncBatchNorm under multi-GPU
+    strategy: str = "ddp"  # ddp: every process holds the model | fsdp: weights, grads, optimizer state sharded
     simulated_memory_limit: int | None = None  # bytes; for --micro-batch auto (also $ZOO_SIMULATED_MEMORY_LIMIT)
     tensorboard: bool = True  # write RUN/tb when tensorboard is installed
     num_workers: int = 0
@@ -83,6 +84,8 @@ class TrainOptions:
             raise ZooError(f"unknown precision {self.precision!r}; valid choices: {', '.join(PRECISIONS)}")
         if self.grad_accum < 1:
             raise ZooError("--grad-accum must be at least 1")
+        if self.strategy not in fsdp.STRATEGIES:
+            raise ZooError(f"unknown strategy {self.strategy!r}; valid choices: {', '.join(fsdp.STRATEGIES)}")
         if isinstance(self.micro_batch, str):
             if self.micro_batch.strip().lower() == "auto":
                 self.micro_batch = "auto"
@@ -123,8 +126,8 @@ class TrainTask:
     sub-modules) directly, on one process or many.
 
     Optional hooks (all have working defaults): :meth:`schedulers`,
-    :meth:`enable_grad_checkpointing`, :meth:`extra_state` / :meth:`load_extra_state`,
-    :meth:`validation_sample`. While :func:`fit` runs, ``self.accelerator`` is the
+    :meth:`enable_grad_checkpointing`, :meth:`fsdp_roots`, :meth:`extra_state` /
+    :meth:`load_extra_state`, :meth:`validation_sample`. While :func:`fit` runs, ``self.accelerator`` is the
     accelerate ``Accelerator`` (process index, device, ...).
     """
 
@@ -154,6 +157,15 @@ class TrainTask:
         ``enable_gradient_checkpointing()`` (diffusers), ``gradient_checkpointing_enable()``
         (transformers)."""
         return enable_grad_checkpointing(self.model)
+
+    def fsdp_roots(self) -> list[torch.nn.Module] | None:
+        """The modules to shard under ``--strategy fsdp``: those the losses call through
+        their forward. The default, ``[self.model]``, is right when every loss calls
+        ``self.model(...)``; a GAN whose losses call ``self.model.generator(...)`` and
+        ``self.model.discriminator(...)`` returns those two. Together they must hold every
+        trained weight. Return None if the method cannot be sharded (``--strategy fsdp``
+        then stops with one line). See :mod:`zoo.train.fsdp`."""
+        return [self.model]
 
     def extra_state(self) -> dict[str, Any]:
         """Non-module state to checkpoint (tensors, numbers, strings, lists, dicts)."""
@@ -260,8 +272,11 @@ class EMA:
             if k in self.shadow:
                 self.shadow[k].lerp_(v.detach().float(), 1.0 - self.decay)
 
-    def apply_to(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {k: (self.shadow[k].to(v.dtype) if k in self.shadow else v) for k, v in state.items()}
+    def apply_to(self, state: dict[str, torch.Tensor], shadow: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """``state`` with the averaged tensors in place of the raw ones (``shadow``: the
+        averages to use, e.g. gathered from FSDP shards; default: this EMA's own)."""
+        shadow = self.shadow if shadow is None else shadow
+        return {k: (shadow[k].to(v.dtype) if k in shadow else v) for k, v in state.items()}
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return dict(self.shadow)
@@ -362,6 +377,16 @@ class _Trainer:
             else:
                 warnings.warn("--sync-batchnorm needs CUDA; BatchNorm statistics stay per process", stacklevel=3)
         task.to(self.device)
+        dist.broadcast_module(task.model)  # every process starts from rank 0's weights
+        self.roots: list[torch.nn.Module] = []
+        self.sharded = opts.strategy == "fsdp" and self.world > 1
+        if opts.strategy == "fsdp" and self.world == 1:
+            warnings.warn("--strategy fsdp with one process: nothing to shard; training unsharded", stacklevel=3)
+        if self.sharded:
+            roots = task.fsdp_roots()
+            if not roots:
+                raise ZooError(f"method {self.ctx.method!r} cannot be trained with --strategy fsdp (its task shards nothing); use --strategy ddp")
+            self.roots = fsdp.shard(roots, task.model, self.device, self.world, self.amp_dtype)
         self.optimizers = task.optimizers()
         self.phases = task.phases()
         for ph in self.phases:
@@ -374,8 +399,7 @@ class _Trainer:
             if name not in self.optimizers:
                 raise ValueError(f"scheduler for unknown optimizer {name!r}; task has {sorted(self.optimizers)}")
         self.params = {name: [p for g in opt.param_groups for p in g["params"]] for name, opt in self.optimizers.items()}
-        self.scalers = {name: _grad_scaler(self.device, self.precision == "fp16") for name in self.optimizers}
-        dist.broadcast_module(task.model)  # every process starts from rank 0's weights
+        self.scalers = {name: _grad_scaler(self.device, self.precision == "fp16", self.sharded) for name in self.optimizers}
         self.ema = EMA(task.model, task.ema_decay) if task.ema_decay > 0 else None
         self.step, self.samples_seen, self.nonfinite_streak = 0, 0, 0
         self.best: dict[str, Any] = {}
@@ -389,8 +413,10 @@ class _Trainer:
 
     # ---- checkpoint state ----
     def training_state(self) -> dict[str, Any]:
+        """The whole training state with full tensors (collective: every process calls it;
+        under FSDP it gathers the shards)."""
         rng = dist.gather_objects(ckpt.rng_state())
-        return {
+        state = {
             "format": 1,
             "step": self.step,
             "samples_seen": self.samples_seen,
@@ -407,7 +433,9 @@ class _Trainer:
             "scalers": {n: s.state_dict() for n, s in self.scalers.items()},
             "rng": rng,
             "extra": self.task.extra_state() or {},
+            "strategy": self.options.strategy if self.sharded else "ddp",
         }
+        return fsdp.gather(state) if self.sharded else state
 
     def load(self, path: Path) -> None:
         st = ckpt.read_state(path)
@@ -415,15 +443,20 @@ class _Trainer:
             raise ZooError(f"--resume {path}: a checkpoint of method {st.get('method')!r}, not {self.ctx.method!r}")
         from zoo.checkpoint import load_state_strict
 
-        load_state_strict(self.task.model, st["model"], what=f"--resume {path}")
+        model_state = st["model"]
+        if self.sharded:  # checkpoints hold full tensors: cut this process's shards
+            model_state = fsdp.shard_state(model_state, self.task.model.state_dict())
+        load_state_strict(self.task.model, model_state, what=f"--resume {path}")
         if (self.ema is None) != (st["ema"] is None):
             raise ZooError(f"--resume {path}: the checkpoint {'has' if st['ema'] is not None else 'has no'} EMA but the task {'has' if self.ema else 'has no'} ema_decay")
         if self.ema is not None:
-            self.ema.load_state_dict(st["ema"])
+            self.ema.load_state_dict(fsdp.shard_state(st["ema"], self.ema.shadow) if self.sharded else st["ema"])
         for name, opt in self.optimizers.items():
             if name not in st["optimizers"]:
                 raise ZooError(f"--resume {path}: no state for optimizer {name!r} (has {sorted(st['optimizers'])})")
             opt.load_state_dict(st["optimizers"][name])
+            if self.sharded:
+                fsdp.shard_optimizer_state(opt)
         for name, sched in self.schedulers.items():
             if name in st["schedulers"]:
                 sched.load_state_dict(st["schedulers"][name])
@@ -444,8 +477,9 @@ class _Trainer:
         self.log.write({"event": "resume", "step": self.step, "from": str(path), "samples_seen": self.samples_seen})
 
     def export(self) -> dict[str, torch.Tensor]:
-        state = {k: v.detach().cpu() for k, v in self.task.model.state_dict().items()}
-        return self.ema.apply_to(state) if self.ema is not None else state
+        """The weights the checkpoint holds (EMA if kept), full tensors on the CPU
+        (collective under FSDP)."""
+        return export_state(self.task, self.ema, self.sharded)
 
     def export_meta(self, provenance: dict[str, Any] | None = None) -> dict[str, str]:
         """Zoo checkpoint metadata for the exported weights (minimal for a method that is
@@ -470,11 +504,14 @@ class _Trainer:
 
     def save(self, reason: str) -> Path | None:
         """Checkpoint now (all processes take part; the main process writes)."""
-        state = self.training_state()  # collective: gathers RNG states
-        digests = dist.gather_objects(dist.weights_digest(self.task.model)) if self.world > 1 else None
+        state = self.training_state()  # collective: gathers RNG states (and FSDP shards)
+        weights = self.export()
+        # every process of plain data parallelism must hold the same weights; FSDP shards
+        # differ by design and are gathered from all processes above
+        digests = dist.gather_objects(dist.weights_digest(self.task.model)) if self.world > 1 and not self.sharded else None
         path = None
         if self.main:
-            path = ckpt.write_checkpoint(self.out_dir, self.step, state, self.export(), self.export_meta())
+            path = ckpt.write_checkpoint(self.out_dir, self.step, state, weights, self.export_meta())
             removed = ckpt.prune(self.out_dir, self.options.keep_last)
             record: dict[str, Any] = {"event": "checkpoint", "step": self.step, "path": str(path), "reason": reason}
             if removed:
@@ -546,6 +583,8 @@ class _Trainer:
         data = iter(loader)
         chunk = next(data)
         micro, accum = self.resolve_micro(chunk)
+        self.micro = micro
+        self.memory_limit = memory.simulated_limit(opts.simulated_memory_limit)
         self.log.write(
             {
                 "event": "start",
@@ -558,14 +597,17 @@ class _Trainer:
                 "precision": self.precision,
                 "device": str(self.device),
                 "grad_checkpointing": opts.grad_checkpointing,
+                "strategy": "fsdp" if self.sharded else "ddp",
             }
         )
         val_batch = None
         validator = None
-        if self.main and (opts.val_every or opts.sample_every):
+        # validation runs the model: on the main process, or on all of them when the
+        # weights are sharded (each forward gathers from every process)
+        if (self.main or self.sharded) and (opts.val_every or opts.sample_every):
             val_data = getattr(ctx, "val_data", None) or ctx.data
             val_batch = watch.validation_batch(val_data, ctx.masks, ctx.seed, opts.val_size)
-            validator = watch.Validator([m.strip() for m in opts.val_metrics.split(",")]) if opts.val_every else None
+            validator = watch.Validator([m.strip() for m in opts.val_metrics.split(",")]) if opts.val_every and self.main else None
 
         logs: dict[str, float] = {}
         bar = tqdm(total=ctx.steps, initial=self.step, desc=f"train {ctx.method}", disable=not (opts.progress and self.main), dynamic_ncols=True)
@@ -576,7 +618,7 @@ class _Trainer:
                 while self.step < ctx.steps:
                     if chunk is None:
                         chunk = next(data)
-                    logs, skipped = self.train_step(chunk, micro)
+                    logs, skipped = self.train_step(chunk)
                     chunk = None
                     self.step += 1
                     self.samples_seen += ctx.batch_size
@@ -599,38 +641,38 @@ class _Trainer:
         task.model.eval()
         return TrainResult(state_dict=self.export(), step=self.step, metrics=logs)
 
-    def train_step(self, chunk: dict[str, torch.Tensor], micro: int) -> tuple[dict[str, float], list[str]]:
-        """One optimizer step of every due phase; returns (logs, names of skipped phases)."""
+    def train_step(self, chunk: dict[str, torch.Tensor]) -> tuple[dict[str, float], list[str]]:
+        """One optimizer step of every due phase; returns (logs, names of skipped phases).
+
+        A phase that runs out of memory is redone with half the micro-batch (and twice the
+        accumulation, so the global batch stays) when ``--micro-batch auto`` chose it;
+        otherwise the run stops with one line saying what to try."""
         n = chunk["image"].shape[0]
-        mbs = [{k: v[i : i + micro] for k, v in chunk.items()} for i in range(0, n, micro)]
         logs: dict[str, float] = {}
         skipped: list[str] = []
         for ph in self.phases:
             if self.step % ph.every:
                 continue
             opt, scaler, params = self.optimizers[ph.optimizer], self.scalers[ph.optimizer], self.params[ph.optimizer]
-            opt.zero_grad(set_to_none=True)
-            finite = True
-            for mb in mbs:
-                mb = {k: v.to(self.device, non_blocking=True) for k, v in mb.items()}
-                weight = mb["image"].shape[0] / n
-                with self.autocast():
-                    loss, parts = ph.loss(mb, self.step)
-                if not bool(torch.isfinite(loss.detach()).all()):
-                    finite = False
+            while True:
+                phase_logs: dict[str, float] = {}
+                outcome = self.accumulate(ph, chunk, n, phase_logs)
+                if not dist.any_true(outcome == "oom", self.device):
                     break
-                scaler.scale(loss.float() * weight).backward()
-                for name, value in parts.items():
-                    logs[name] = logs.get(name, 0.0) + float(value) * weight
-            if dist.any_true(not finite, self.device):
+                self.smaller_micro_batch(ph, n)
+            if dist.any_true(outcome == "nonfinite", self.device):
                 opt.zero_grad(set_to_none=True)
                 skipped.append(ph.optimizer)
                 continue
-            dist.average_gradients(params)
+            for name, value in phase_logs.items():
+                logs[name] = logs.get(name, 0.0) + value
+            if not self.sharded:  # FSDP reduced (averaged) the gradient shards in the backward
+                dist.average_gradients(params)
             if scaler.is_enabled():
                 scaler.unscale_(opt)
             if self.options.grad_clip > 0:
                 norm = torch.nn.utils.clip_grad_norm_(params, self.options.grad_clip)
+                norm = norm.full_tensor() if fsdp.is_sharded(norm) else norm
                 logs[f"grad_norm/{ph.optimizer}"] = float(norm)
                 if not math.isfinite(float(norm)) and not scaler.is_enabled():
                     opt.zero_grad(set_to_none=True)
@@ -643,6 +685,74 @@ class _Trainer:
             if scaler.is_enabled():
                 logs[f"loss_scale/{ph.optimizer}"] = float(scaler.get_scale())
         return logs, skipped
+
+    def accumulate(self, ph: Phase, chunk: dict[str, torch.Tensor], n: int, logs: dict[str, float]) -> str:
+        """Forward + backward of ``ph`` over this process's chunk in micro-batches,
+        gradients accumulated in the phase's parameters. Returns "ok", "nonfinite" (a
+        NaN/Inf loss; stopped there) or "oom" (out of memory; gradients cleared)."""
+        opt, scaler, params = self.optimizers[ph.optimizer], self.scalers[ph.optimizer], self.params[ph.optimizer]
+        opt.zero_grad(set_to_none=True)
+        micro = self.micro
+        mbs = [{k: v[i : i + micro] for k, v in chunk.items()} for i in range(0, n, micro)]
+        limit = self.memory_limit
+        try:
+            for i, mb in enumerate(mbs):
+                mb = {k: v.to(self.device, non_blocking=True) for k, v in mb.items()}
+                weight = mb["image"].shape[0] / n
+                # a simulated memory limit holds in every step, as a real card's would
+                with memory.count_saved_bytes(limit, exclude=params) if limit else contextlib.nullcontext():
+                    with self.fsdp_errors(), self.autocast():
+                        loss, parts = ph.loss(mb, self.step)
+                    finite = bool(torch.isfinite(loss.detach()).all())
+                    if self.sharded:  # FSDP's collectives run in the backward: all stop together
+                        finite = not dist.any_true(not finite, self.device)
+                    if not finite:
+                        return "nonfinite"
+                    if self.sharded:  # reduce-scatter once, after the last micro-batch
+                        fsdp.set_gradient_sync(self.roots, i == len(mbs) - 1)
+                    with self.fsdp_errors():
+                        scaler.scale(loss.float() * weight).backward()
+                for name, value in parts.items():
+                    logs[name] = logs.get(name, 0.0) + float(value) * weight
+        except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are handled
+            if not memory.is_oom(exc):
+                raise
+            loss = None
+            opt.zero_grad(set_to_none=True)
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            return "oom"
+        return "ok"
+
+    def smaller_micro_batch(self, ph: Phase, n: int) -> None:
+        """After an out-of-memory phase: halve the micro-batch (``--micro-batch auto``)
+        or stop with one line."""
+        last = ckpt.list_checkpoints(self.out_dir)
+        where = f"; last checkpoint: {last[-1]}" if last else ""
+        if self.options.micro_batch != "auto":
+            raise ZooError(
+                f"out of memory in step {self.step + 1} (phase {ph.optimizer}, micro-batch {self.micro}){where}. "
+                "Try --micro-batch auto, --grad-checkpointing, --precision bf16 or a smaller --batch-size"
+            )
+        if self.micro == 1:
+            raise ZooError(f"out of memory in step {self.step + 1} (phase {ph.optimizer}) with one sample per micro-batch{where}. Try --grad-checkpointing or --precision bf16")
+        self.micro = max(1, self.micro // 2)
+        accum = math.ceil(n / self.micro)
+        msg = f"out of memory in step {self.step + 1} (phase {ph.optimizer}); continuing with micro-batch {self.micro} x {accum} accumulation (same global batch)"
+        if self.main:
+            warnings.warn(msg, stacklevel=3)
+        self.log.write({"event": "oom_retry", "step": self.step + 1, "phase": ph.optimizer, "micro_batch": self.micro, "accum": accum})
+
+    @contextlib.contextmanager
+    def fsdp_errors(self):
+        """Under FSDP, turn the errors of a loss FSDP cannot shard into one line."""
+        try:
+            yield
+        except RuntimeError as exc:
+            msg = fsdp.misuse_message(self.ctx.method, exc) if self.sharded else None
+            if msg is None:
+                raise
+            raise ZooError(msg) from None
 
     def after_step(self, logs: dict[str, float], skipped: list[str], bar) -> None:
         opts = self.options
@@ -696,24 +806,32 @@ class _Trainer:
         with self.ema_weights():
             pred = watch.predict(self.task.model, self.sample_fn(), val_batch, self.device, self.ctx.seed)
         ckpt.set_rng_state(rng)
-        if do_grid:
+        if do_grid and self.main:
             watch.save_grid(self.out_dir / "samples" / f"{ckpt.checkpoint_name(self.step)}.png", val_batch, pred)
-        if do_val and validator is not None:
+        if not do_val:
+            return
+        values = best_is_higher = None
+        if validator is not None:  # main process
             values = validator(pred, val_batch["image"], val_batch["mask"])
+            best_is_higher = validator.higher_is_better(opts.best_metric) if opts.best_metric in values else None
             self.log.write({"event": "val", "step": self.step, **{k: round(v, 6) for k, v in values.items()}})
-            name = opts.best_metric
-            if name in values:
-                hib = validator.higher_is_better(name)
-                old = self.best.get("value")
-                if old is None or (values[name] > old if hib else values[name] < old):
-                    self.best = {"metric": name, "value": values[name], "step": self.step}
-                    from zoo.fsutil import atomic_path, write_text
-                    from safetensors.torch import save_file
-                    import json
+        if self.sharded:  # every process takes part in gathering the best weights
+            values, best_is_higher = dist.broadcast_object((values, best_is_higher))
+        name = opts.best_metric
+        if values is None or name not in values:
+            return
+        old = self.best.get("value")
+        if old is None or (values[name] > old if best_is_higher else values[name] < old):
+            self.best = {"metric": name, "value": values[name], "step": self.step}
+            weights = self.export()  # collective under FSDP
+            if self.main:
+                from zoo.fsutil import atomic_path, write_text
+                from safetensors.torch import save_file
+                import json
 
-                    with atomic_path(self.out_dir / "best.safetensors") as tmp:
-                        save_file({k: v.contiguous().clone() for k, v in self.export().items()}, str(tmp), metadata=self.export_meta({"best": self.best}))
-                    write_text(self.out_dir / "best.json", json.dumps(self.best, indent=2))
+                with atomic_path(self.out_dir / "best.safetensors") as tmp:
+                    save_file({k: v.contiguous().clone() for k, v in weights.items()}, str(tmp), metadata=self.export_meta({"best": self.best}))
+                write_text(self.out_dir / "best.json", json.dumps(self.best, indent=2))
 
     @contextlib.contextmanager
     def ema_weights(self):
@@ -737,15 +855,22 @@ class _Trainer:
         return Interrupted(f"{name} at step {self.step}{where}; continue with --resume {self.out_dir}", signum, path)
 
 
-def _grad_scaler(device: torch.device, enabled: bool):
+def _grad_scaler(device: torch.device, enabled: bool, sharded: bool = False):
+    if sharded and enabled:  # agrees on inf/NaN across the processes' gradient shards
+        from torch.distributed.fsdp.sharded_grad_scaler import ShardedGradScaler
+
+        return ShardedGradScaler(device.type, enabled=True)
     try:
         return torch.amp.GradScaler(device.type, enabled=enabled)
     except (AttributeError, TypeError, RuntimeError):  # older torch
         return torch.cuda.amp.GradScaler(enabled=enabled and device.type == "cuda")
 
 
-def export_state(task: TrainTask, ema: EMA | None) -> dict[str, torch.Tensor]:
-    state = {k: v.detach().cpu() for k, v in task.model.state_dict().items()}
+def export_state(task: TrainTask, ema: EMA | None, sharded: bool = False) -> dict[str, torch.Tensor]:
+    state = {k: v.detach().cpu() if not sharded else v for k, v in task.model.state_dict().items()}
+    if sharded:
+        state = fsdp.gather(state)
+        return ema.apply_to(state, fsdp.gather(ema.shadow)) if ema is not None else state
     return ema.apply_to(state) if ema is not None else state
 
 

@@ -6,7 +6,11 @@ The parent writes the resolved call (method, data, engine options, ...) to
     python -m accelerate.commands.launch --multi_gpu --num_processes N ... -m zoo.train.launch RUN/launch.json
 
 Each process reads the file and calls :func:`zoo.runner.train`; accelerate (torchrun
-underneath) sets up the process group: NCCL on GPUs, gloo with ``--device cpu``. For
+underneath) sets up the process group: NCCL on GPUs, gloo with ``--device cpu``. A
+process that stops on a user error or a signal records it in ``RUN/.launch/rank_R.json``
+and exits 0, so the launcher does not print its crash report; the parent then prints the
+one line once and exits with the code (2, or 128 + signal). Real crashes keep their
+tracebacks. For
 several machines call ``accelerate launch`` yourself with ``--num_machines``,
 ``--machine_rank`` and ``--main_process_ip``, then ``-m zoo_cli.main train ...`` (same
 flags, without ``--devices``).
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -27,6 +32,7 @@ from typing import Any
 from zoo.fsutil import write_text
 
 SPEC_FILE = "launch.json"
+RESULTS = ".launch"
 
 
 def under_launcher() -> bool:
@@ -57,11 +63,32 @@ def launch(devices: int, train_kwargs: dict[str, Any], options: Any, run_dir: Pa
     env = dict(os.environ)
     if "OMP_NUM_THREADS" not in env:  # do not oversubscribe the CPU cores
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // devices))
+    results = run_dir / RESULTS
+    shutil.rmtree(results, ignore_errors=True)
     old = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the processes handle Ctrl-C themselves
     try:
-        return subprocess.call(cmd, env=env)
+        code = subprocess.call(cmd, env=env)
     finally:
         signal.signal(signal.SIGINT, old)
+    stops = []
+    for path in sorted(results.glob("rank_*.json")):
+        try:
+            stops.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    shutil.rmtree(results, ignore_errors=True)
+    failed = sorted((r for r in stops if r.get("code")), key=lambda r: r.get("rank", 0))
+    if failed:  # one line, once, from the lowest rank that stopped
+        import click
+
+        click.echo(f"{failed[0]['kind']}: {failed[0]['message']}", err=True)
+        return int(failed[0]["code"])
+    return code
+
+
+def _record(run_dir: str | Path, code: int, kind: str, message: str) -> None:
+    rank = int(os.environ.get("RANK", "0"))
+    write_text(Path(run_dir) / RESULTS / f"rank_{rank}.json", json.dumps({"rank": rank, "code": code, "kind": kind, "message": message}))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,17 +102,16 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     spec = json.loads(Path(argv[0]).read_text())
     options = TrainOptions(**spec["options"])
+    run_dir = spec["train"]["out_dir"]
     code = 0
     try:
         path = runner.train(**spec["train"], options=options)
         if int(os.environ.get("RANK", "0")) == 0:
             click.echo(f"checkpoint: {path}")
     except Interrupted as exc:
-        click.echo(f"Interrupted: {exc}", err=True)
-        code = exc.exit_code
+        _record(run_dir, exc.exit_code, "Interrupted", str(exc))
     except ZooError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        code = 2
+        _record(run_dir, 2, "Error", str(exc))
     finally:
         import torch.distributed as dist
 

@@ -47,7 +47,7 @@ def count_saved_bytes(limit: int | None = None, exclude: Iterable[torch.Tensor] 
 
     Tensors sharing storage with ``exclude`` (pass the model's parameters: they are in
     memory anyway) are not counted. Yields a one-element list holding the running total."""
-    skip = {t.untyped_storage().data_ptr() for t in exclude}
+    skip = {_local(t).untyped_storage().data_ptr() for t in exclude}
     seen: set[tuple[int, int]] = set()
     total = [0]
 
@@ -65,6 +65,12 @@ def count_saved_bytes(limit: int | None = None, exclude: Iterable[torch.Tensor] 
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         yield total
+
+
+def _local(t: torch.Tensor) -> torch.Tensor:
+    """The local part of an FSDP-sharded weight (a DTensor), else ``t``."""
+    to_local = getattr(t, "to_local", None)
+    return to_local() if callable(to_local) else t
 
 
 def probe_micro_batch(run_micro: Callable[[int], None], per_process: int, device: torch.device) -> int:

@@ -1,0 +1,126 @@
+"""`--strategy fsdp`: weights, gradients and optimizer state sharded over two gloo
+processes started through accelerate. The sharded run must compute what plain data
+parallelism computes, resume from its own (full-tensor) checkpoints, refuse a loss FSDP
+cannot shard in one line, and leave checkpoints any process count can read."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+import torch.nn as nn
+from safetensors.torch import load_file
+
+from zoo.checkpoint import load_model
+from zoo.errors import ZooError
+from zoo.train import TrainOptions, fit
+from zoo.train import fsdp, state as ckpt
+from zoo.train.watch import read_events, read_log
+
+from test_train_cli import TRAIN, zoo_process
+from test_train_engine import conv_task, make_ctx
+
+
+class Block(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(4, 4), nn.GELU(), nn.Linear(4, 4))
+
+    def forward(self, x):
+        return x + self.mlp(x)
+
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Linear(3, 4)
+        self.blocks = nn.ModuleList([Block() for _ in range(3)])
+        self.single = nn.Sequential(nn.Linear(4, 4), nn.ReLU())  # one block: not a unit of its own
+        self.head = nn.Linear(4, 1)
+
+
+def test_block_units_are_the_outer_repeated_blocks():
+    net = Net()
+    units = fsdp.block_units(net)
+    assert units == list(net.blocks)  # not the Linear layers inside each block's Sequential
+    seq = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2))
+    assert fsdp.block_units(seq) == [seq[0], seq[2]]  # the root itself may be the container
+    assert fsdp.block_units(nn.Linear(2, 2)) == []
+
+
+def test_strategy_choices_are_checked(cli):
+    with pytest.raises(ZooError, match="unknown strategy 'zero'; valid choices: ddp, fsdp"):
+        TrainOptions(strategy="zero")
+    result = cli(*TRAIN, "--steps", 1, "--strategy", "zero")
+    assert result.exit_code == 2
+    assert "'zero' is not one of 'ddp', 'fsdp'" in result.output and "Traceback" not in result.output
+
+
+def test_fsdp_with_one_process_trains_unsharded_with_a_warning(tmp_path):
+    with pytest.warns(UserWarning, match="one process: nothing to shard"):
+        result = fit(conv_task(), make_ctx(tmp_path, steps=2, strategy="fsdp"))
+    assert result.step == 2
+    assert next(r for r in read_events(tmp_path) if r.get("event") == "start")["strategy"] == "ddp"
+
+
+def test_misuse_messages_name_the_cause_and_the_way_out():
+    mixed = RuntimeError("aten.convolution.default: got mixed torch.Tensor and DTensor, need to convert all torch.Tensor to DTensor")
+    assert "fsdp_roots()" in fsdp.misuse_message("m", mixed) and "--strategy ddp" in fsdp.misuse_message("m", mixed)
+    twice = RuntimeError("The tensor has a non-zero number of elements, but its data is not allocated yet.")
+    assert "backpropagates through a sharded module twice" in fsdp.misuse_message("m", twice)
+    assert fsdp.misuse_message("m", RuntimeError("shape mismatch")) is None
+
+
+def run_two(args, tmp_path, name):
+    out = tmp_path / f"{name}.txt"
+    proc = zoo_process([*args, "--devices", 2, "--device", "cpu"], out)
+    code = proc.wait(timeout=300)
+    return code, out.read_text()
+
+
+def test_two_process_fsdp_resumes_and_equals_data_parallel(tmp_path):
+    common = [*TRAIN, "--batch-size", 8, "--grad-accum", 2, "--save-every", 2, "--keep-last", 0]
+    sharded, plain = tmp_path / "fsdp", tmp_path / "ddp"
+    code, text = run_two([*common, "--steps", 2, "--strategy", "fsdp", "--out", sharded], tmp_path, "a")
+    assert code == 0, text[-2000:]
+    # continue the sharded run from its step-2 checkpoint: optimizer moments re-sharded
+    code, text = run_two([*common, "--steps", 4, "--strategy", "fsdp", "--resume", sharded, "--val-every", 2], tmp_path, "b")
+    assert code == 0, text[-2000:]
+    code, text = run_two([*common, "--steps", 4, "--out", plain], tmp_path, "c")
+    assert code == 0, text[-2000:]
+
+    events = read_events(sharded)
+    start = [r for r in events if r.get("event") == "start"]
+    assert [(r["strategy"], r["processes"], r["micro_batch"], r["accum"]) for r in start] == [("fsdp", 2, 2, 2)] * 2
+    assert [p.name for p in ckpt.list_checkpoints(sharded)] == ["step_0000002", "step_0000004"]
+    assert [r["step"] for r in events if r.get("event") == "val"] == [4]  # validation ran with the shards
+    assert (sharded / "best.safetensors").is_file()
+    # checkpoints hold full tensors, whatever the process count
+    state = ckpt.read_state(ckpt.list_checkpoints(sharded)[-1])
+    full = load_file(str(sharded / "model.safetensors"))
+    assert {k: tuple(v.shape) for k, v in state["model"].items()} == {k: tuple(v.shape) for k, v in full.items()}
+    moments = [state["optimizers"]["net"]["state"][i]["exp_avg"] for i in range(len(state["model"]))]
+    assert [tuple(m.shape) for m in moments] == [tuple(v.shape) for v in state["model"].values()]  # conv-l1 has no buffers
+    # same losses and, up to float summation order, the same weights as plain data parallelism
+    loss = lambda d: [r["loss"] for r in read_log(d) if "loss" in r]  # noqa: E731
+    assert loss(sharded) == pytest.approx(loss(plain), abs=1e-5)
+    other = load_file(str(plain / "model.safetensors"))
+    for k in full:
+        torch.testing.assert_close(full[k], other[k], atol=1e-5, rtol=1e-4)
+    model, _, meta = load_model(sharded / "model.safetensors")  # what `zoo sample` reads
+    assert meta.method == "conv-l1" and meta.step == 4
+
+
+def test_lama_shards_its_generator_and_discriminator_but_not_with_r1(tmp_path):
+    args = ["train", "lama", "--data", "shapes", "--preset", "tiny", "--steps", 2, "--batch-size", 4, "--no-tensorboard", "--strategy", "fsdp"]
+    code, text = run_two([*args, "--out", tmp_path / "r1"], tmp_path, "r1")
+    assert code == 2, text[-2000:]
+    assert text.count("Error:") == 1 and "Traceback" not in text  # one line, once, from all processes
+    assert "R1 penalty" in text and "--strategy ddp" in text
+    code, text = run_two([*args, "--set", "r1_gamma=0", "--out", tmp_path / "ok"], tmp_path, "ok")
+    assert code == 0, text[-2000:]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model, _, meta = load_model(tmp_path / "ok" / "model.safetensors")
+    assert meta.method == "lama" and all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point())
