@@ -9,6 +9,7 @@ Each configuration runs in its own process (peak RSS is per process):
 
     python benchmarks/train_step/bench.py                 # all four configurations
     python benchmarks/train_step/bench.py --one fp32 1    # one: precision, checkpointing
+    python benchmarks/train_step/bench.py --processes 2   # DDP vs FSDP, 2 processes each
 
 Measured per configuration:
   * step time: wall time of ``_Trainer.train_step`` (the engine's real step: autocast,
@@ -21,6 +22,11 @@ Measured per configuration:
     RSS before the first step (model, data, libraries loaded): gradients + AdamW state +
     activations + temporaries.
 On a GPU the same script reports ``torch.cuda.max_memory_allocated`` instead of RSS.
+
+With ``--processes N`` it compares ``--strategy ddp`` and ``fsdp`` on N processes
+(``torch.distributed.run``; gloo on a CPU, NCCL on GPUs) and also reports the training
+state each process holds after the steps: its weights, gradients and AdamW moments
+(local shards under FSDP).
 """
 
 from __future__ import annotations
@@ -65,7 +71,7 @@ class ViTInpainter(nn.Module):
         return x.reshape(b, 3, self.grid * self.patch, self.grid * self.patch)
 
 
-def run_one(precision: str, grad_ckpt: bool, batch: int, steps: int, size: int, depth: int) -> dict:
+def run_one(precision: str, grad_ckpt: bool, batch: int, steps: int, size: int, depth: int, strategy: str = "ddp") -> dict:
     from zoo.data import ShapesDataset
     from zoo.masks import mask_kind
     from zoo.spec import TrainContext
@@ -94,17 +100,20 @@ def run_one(precision: str, grad_ckpt: bool, batch: int, steps: int, size: int, 
     ctx = TrainContext(
         method="bench", config=None, preset="", data=ShapesDataset(resolution=size, length=64), masks=mask_kind("box"),
         steps=steps, batch_size=batch, seed=0, out_dir=out,
-        options=TrainOptions(device="auto", precision=precision, grad_checkpointing=grad_ckpt, progress=False, tensorboard=False, handle_signals=False),
+        options=TrainOptions(device="auto", precision=precision, grad_checkpointing=grad_ckpt, strategy=strategy, progress=False, tensorboard=False, handle_signals=False),
     )  # fmt: skip
     trainer = _Trainer(Task(), ctx)
     trainer.setup()
     data = ShapesDataset(resolution=size, length=batch)
     from zoo.masks import make_mask
 
+    share = batch // trainer.world  # this process's part of the global batch
+    first = trainer.rank * share
     chunk = {
-        "image": torch.stack([data[i]["image"] for i in range(batch)]),
-        "mask": torch.stack([make_mask("box", size, size, 0, i) for i in range(batch)]),
+        "image": torch.stack([data[i]["image"] for i in range(first, first + share)]),
+        "mask": torch.stack([make_mask("box", size, size, 0, i) for i in range(first, first + share)]),
     }
+    trainer.micro = share
     cuda = trainer.device.type == "cuda"
     if cuda:
         torch.cuda.synchronize()
@@ -121,7 +130,7 @@ def run_one(precision: str, grad_ckpt: bool, batch: int, steps: int, size: int, 
             else:
                 sampler.start()
         t = time.perf_counter()
-        trainer.train_step(chunk, micro=batch)
+        trainer.train_step(chunk)
         if cuda:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t)
@@ -135,7 +144,10 @@ def run_one(precision: str, grad_ckpt: bool, batch: int, steps: int, size: int, 
             loss, _ = trainer.phases[0].loss(mb, 0)
     loss.backward()
     params = sum(p.numel() for p in trainer.task.model.parameters())
+    held = _held_bytes(trainer)
     return {
+        "strategy": "fsdp" if trainer.sharded else "ddp",
+        "processes": trainer.world,
         "precision": precision,
         "grad_checkpointing": grad_ckpt,
         "device": str(trainer.device),
@@ -147,10 +159,26 @@ def run_one(precision: str, grad_ckpt: bool, batch: int, steps: int, size: int, 
         "step_s_median": round(statistics.median(times[1:] or times), 3),
         "step_s_all": [round(t, 3) for t in times],
         "saved_activations_MiB": round(saved[0] / 2**20, 1),
-        "weights_MiB": round(sum(p.numel() * p.element_size() for p in trainer.task.model.parameters()) / 2**20, 1),
+        "weights_MiB": round(params * 4 / 2**20, 1),
+        "held_per_process_MiB": {k: round(v / 2**20, 1) for k, v in held.items()},
         "peak_mem_MiB": round(peak / 2**20, 1),
         "peak_method": "cuda max_memory_allocated - allocated before the first step" if cuda else "sampled RSS (5 ms) during steady-state steps - RSS before the first step",
     }
+
+
+def _held_bytes(trainer) -> dict[str, int]:
+    """Bytes of weights, gradients and optimizer state this process holds (its shards
+    under FSDP)."""
+
+    def local(t: torch.Tensor) -> int:
+        t = t.to_local() if hasattr(t, "to_local") else t
+        return t.numel() * t.element_size()
+
+    params = list(trainer.task.model.parameters())
+    optim = [v for opt in trainer.optimizers.values() for st in opt.state.values() for v in st.values() if torch.is_tensor(v)]
+    held = {"weights": sum(local(p) for p in params), "grads": sum(local(p.grad) for p in params if p.grad is not None), "optimizer": sum(local(v) for v in optim)}
+    held["total"] = sum(held.values())
+    return held
 
 
 class _RssSampler:
@@ -189,14 +217,21 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--depth", type=int, default=12)
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument("--processes", type=int, default=1, help="compare --strategy ddp and fsdp on this many processes")
+    ap.add_argument("--strategy", default="ddp", choices=["ddp", "fsdp"], help="with --one under several processes")
     args = ap.parse_args()
     common = ["--batch", str(args.batch), "--steps", str(args.steps), "--size", str(args.size), "--depth", str(args.depth)]
     if args.one:
-        print(json.dumps(run_one(args.one[0], args.one[1] == "1", args.batch, args.steps, args.size, args.depth)))
+        row = run_one(args.one[0], args.one[1] == "1", args.batch, args.steps, args.size, args.depth, args.strategy)
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(json.dumps(row), flush=True)
         return
     # glibc: serve every allocation >= 64 KiB by mmap and give freed memory back at once,
     # so that RSS follows the live tensors instead of the allocator's retained pool
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
+    if args.processes > 1:
+        _compare_strategies(args, common, env)
+        return
     rows = []
     for precision in ("fp32", "bf16"):
         for ck in ("0", "1"):
@@ -208,6 +243,24 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['precision']} | {'yes' if r['grad_checkpointing'] else 'no'} | {r['step_s_median']} | {r['saved_activations_MiB']} | {r['peak_mem_MiB']} |")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+def _compare_strategies(args, common: list[str], env: dict[str, str]) -> None:
+    rows = []
+    for strategy in ("ddp", "fsdp"):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(args.processes), "--master_port", "29561",
+               __file__, "--one", "fp32", "0", "--strategy", strategy, *common]  # fmt: skip
+        res = subprocess.run(cmd, capture_output=True, text=True, check=True, env={**env, "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1")})
+        row = json.loads(next(line for line in reversed(res.stdout.strip().splitlines()) if line.startswith("{")))
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    print("\n| strategy | processes | step time (s) | weights + grads + AdamW held per process (MiB) | peak training memory of process 0 (MiB) |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        h = r["held_per_process_MiB"]
+        print(f"| {r['strategy']} | {r['processes']} | {r['step_s_median']} | {h['total']} ({h['weights']} + {h['grads']} + {h['optimizer']}) | {r['peak_mem_MiB']} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

@@ -402,6 +402,8 @@ class _Trainer:
         self.scalers = {name: _grad_scaler(self.device, self.precision == "fp16", self.sharded) for name in self.optimizers}
         self.ema = EMA(task.model, task.ema_decay) if task.ema_decay > 0 else None
         self.step, self.samples_seen, self.nonfinite_streak = 0, 0, 0
+        self.micro = 0  # samples per forward pass; set from the batch split when the loop starts
+        self.memory_limit = memory.simulated_limit(opts.simulated_memory_limit)
         self.best: dict[str, Any] = {}
         self.log = watch.RunLog(self.out_dir, enabled=self.main, tensorboard=opts.tensorboard)
         if self.main:
@@ -584,7 +586,6 @@ class _Trainer:
         chunk = next(data)
         micro, accum = self.resolve_micro(chunk)
         self.micro = micro
-        self.memory_limit = memory.simulated_limit(opts.simulated_memory_limit)
         self.log.write(
             {
                 "event": "start",
