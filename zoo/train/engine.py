@@ -163,8 +163,9 @@ class TrainTask:
         their forward. The default, ``[self.model]``, is right when every loss calls
         ``self.model(...)``; a GAN whose losses call ``self.model.generator(...)`` and
         ``self.model.discriminator(...)`` returns those two. Together they must hold every
-        trained weight. Return None if the method cannot be sharded (``--strategy fsdp``
-        then stops with one line). See :mod:`zoo.train.fsdp`."""
+        trained weight. Return None, or raise :class:`~zoo.errors.ZooError` with the
+        reason, if the method cannot be sharded (``--strategy fsdp`` then stops with one
+        line). See :mod:`zoo.train.fsdp`."""
         return [self.model]
 
     def extra_state(self) -> dict[str, Any]:
@@ -352,6 +353,9 @@ class _Trainer:
         if precision == "fp32" and os.environ.get("ACCELERATE_MIXED_PRECISION") in ("bf16", "fp16"):
             precision = os.environ["ACCELERATE_MIXED_PRECISION"]  # `accelerate launch --mixed_precision`
         self.precision = precision
+        self.strategy = opts.strategy
+        if self.strategy == "ddp" and os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("true", "1"):
+            self.strategy = "fsdp"  # `accelerate launch --use_fsdp`
         self.amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         self.out_dir = Path(ctx.out_dir)
         self.resume_from = ckpt.resolve_resume(opts.resume) if opts.resume else None
@@ -379,8 +383,8 @@ class _Trainer:
         task.to(self.device)
         dist.broadcast_module(task.model)  # every process starts from rank 0's weights
         self.roots: list[torch.nn.Module] = []
-        self.sharded = opts.strategy == "fsdp" and self.world > 1
-        if opts.strategy == "fsdp" and self.world == 1:
+        self.sharded = self.strategy == "fsdp" and self.world > 1
+        if self.strategy == "fsdp" and self.world == 1:
             warnings.warn("--strategy fsdp with one process: nothing to shard; training unsharded", stacklevel=3)
         if self.sharded:
             roots = task.fsdp_roots()
@@ -435,7 +439,7 @@ class _Trainer:
             "scalers": {n: s.state_dict() for n, s in self.scalers.items()},
             "rng": rng,
             "extra": self.task.extra_state() or {},
-            "strategy": self.options.strategy if self.sharded else "ddp",
+            "strategy": "fsdp" if self.sharded else "ddp",
         }
         return fsdp.gather(state) if self.sharded else state
 
