@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 
 from zoo.checkpoint import load_model, read_meta
 from zoo.train import state as ckpt
+from zoo.train.launch import free_port
 from zoo.train.watch import read_events, read_log
 
 TRAIN = ["train", "conv-l1", "--data", "shapes", "--preset", "tiny", "--no-tensorboard"]
@@ -150,3 +151,29 @@ def test_two_gloo_processes_through_accelerate(cli, tmp_path):
     assert first(run) == pytest.approx(first(single), abs=1e-5)
     wd, ws = weights(run / "model.safetensors"), weights(single / "model.safetensors")
     assert max(float((wd[k] - ws[k]).abs().max()) for k in wd) < 2e-3  # Adam steps are ~lr = 2e-3
+
+
+def test_two_machines_through_accelerate_launch(tmp_path):
+    """The documented multi-node command, with two "machines" on this host (one gloo
+    process each, a shared run folder): one run, one set of checkpoints."""
+    run, port = tmp_path / "run", str(free_port())
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = []
+    for rank in (0, 1):
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "2", "--machine_rank", str(rank),
+               "--main_process_ip", "127.0.0.1", "--main_process_port", port, "--num_processes", "2", "--mixed_precision", "no",
+               "--dynamo_backend", "no", "-m", "zoo_cli.main", *TRAIN, "--steps", "3", "--batch-size", "4", "--save-every", "2",
+               "--device", "cpu", "--out", str(run)]  # fmt: skip
+        log = open(tmp_path / f"machine{rank}.txt", "w")
+        procs.append((subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log))
+    for proc, log in procs:
+        code = proc.wait(timeout=300)
+        log.close()
+        assert code == 0, Path(log.name).read_text()[-2000:]
+    outputs = [(tmp_path / f"machine{rank}.txt").read_text() for rank in (0, 1)]
+    assert "checkpoint:" in outputs[0] and "checkpoint:" not in outputs[1]  # process 0 reports
+    events = read_events(run)
+    assert [r["processes"] for r in events if r.get("event") == "start"] == [2]
+    saves = [r for r in events if r.get("event") == "checkpoint"]
+    assert [s["step"] for s in saves] == [2, 3] and all(len(set(s["rank_digests"])) == 1 for s in saves)
+    assert load_model(run / "model.safetensors")[2].step == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -115,7 +116,8 @@ def train_cmd(
     except Interrupted as exc:
         click.echo(f"Interrupted: {exc}", err=True)
         sys.exit(exc.exit_code)
-    click.echo(f"checkpoint: {path}")
+    if int(os.environ.get("RANK", "0")) == 0:  # under `accelerate launch`: process 0 reports
+        click.echo(f"checkpoint: {path}")
 
 
 def _command_line(ctx: click.Context) -> list[str]:
