@@ -112,14 +112,18 @@ def test_two_process_fsdp_resumes_and_equals_data_parallel(tmp_path):
     assert meta.method == "conv-l1" and meta.step == 4
 
 
-def test_lama_shards_its_generator_and_discriminator_but_not_with_r1(tmp_path):
+def test_lama_shards_its_generator_and_discriminator_in_fp16_but_not_with_r1(tmp_path):
     args = ["train", "lama", "--data", "shapes", "--preset", "tiny", "--steps", 2, "--batch-size", 4, "--no-tensorboard", "--strategy", "fsdp"]
     code, text = run_two([*args, "--out", tmp_path / "r1"], tmp_path, "r1")
     assert code == 2, text[-2000:]
     assert text.count("Error:") == 1 and "Traceback" not in text  # one line, once, from all processes
     assert "R1 penalty" in text and "--strategy ddp" in text
-    code, text = run_two([*args, "--set", "r1_gamma=0", "--out", tmp_path / "ok"], tmp_path, "ok")
+    # without R1 both sub-modules are sharded; fp16 takes FSDP's sharded loss scaler (one
+    # per optimizer) and the BatchNorm layers keep fp32 weights under autocast
+    code, text = run_two([*args, "--set", "r1_gamma=0", "--precision", "fp16", "--out", tmp_path / "ok"], tmp_path, "ok")
     assert code == 0, text[-2000:]
+    records = [r for r in read_log(tmp_path / "ok") if "g_l1" in r]
+    assert len(records) == 2 and all("loss_scale/generator" in r and "loss_scale/discriminator" in r for r in records)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model, _, meta = load_model(tmp_path / "ok" / "model.safetensors")

@@ -390,7 +390,7 @@ class _Trainer:
             roots = task.fsdp_roots()
             if not roots:
                 raise ZooError(f"method {self.ctx.method!r} cannot be trained with --strategy fsdp (its task shards nothing); use --strategy ddp")
-            self.roots = fsdp.shard(roots, task.model, self.device, self.world, self.amp_dtype)
+            self.roots = fsdp.shard(roots, task.model, self.device, self.world)
         self.optimizers = task.optimizers()
         self.phases = task.phases()
         for ph in self.phases:

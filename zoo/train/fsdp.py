@@ -69,25 +69,27 @@ def block_units(root: nn.Module) -> list[nn.Module]:
     return units
 
 
-def shard(roots: Iterable[nn.Module], model: nn.Module, device: torch.device, world: int, param_dtype: torch.dtype | None) -> list[nn.Module]:
+def shard(roots: Iterable[nn.Module], model: nn.Module, device: torch.device, world: int) -> list[nn.Module]:
     """``fully_shard`` the blocks of each root, then the root; returns the roots.
 
-    ``param_dtype`` (bf16/fp16 runs) is the dtype weights are gathered and computed in;
-    gradients are reduced and the sharded master weights kept in fp32."""
-    from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
-
+    Weights are gathered in fp32 and gradients reduced in fp32; with ``--precision
+    bf16|fp16`` autocast runs the matmuls and convolutions in half precision, as without
+    FSDP. (FSDP's own parameter casting is not used: it hands half-precision weights to
+    layers that compute in fp32 on purpose, such as BatchNorm with fp32 statistics or a
+    GroupNorm that upcasts its input, and those refuse mixed dtypes.)"""
     import warnings
+
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
 
     # DTensor's note about 1-element gradient-scaler/norm tensors it replicates for us
     warnings.filterwarnings("ignore", message="Found a non-scalar tensor with numel=1")
     roots = list(roots)
     mesh = init_device_mesh(device.type, (world,))
-    policy = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32) if param_dtype is not None else MixedPrecisionPolicy()
     for root in roots:
         for unit in block_units(root):
-            fully_shard(unit, mesh=mesh, mp_policy=policy)
-        fully_shard(root, mesh=mesh, mp_policy=policy)
+            fully_shard(unit, mesh=mesh)
+        fully_shard(root, mesh=mesh)
     left = [name for name, p in model.named_parameters() if p.requires_grad and not is_sharded(p)]
     if left:
         raise ZooError(
