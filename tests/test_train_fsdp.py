@@ -5,7 +5,15 @@ cannot shard in one line, and leave checkpoints any process count can read."""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,6 +24,7 @@ from zoo.checkpoint import load_model
 from zoo.errors import ZooError
 from zoo.train import TrainOptions, fit
 from zoo.train import fsdp, state as ckpt
+from zoo.train.launch import free_port
 from zoo.train.watch import read_events, read_log
 
 from test_train_cli import TRAIN, zoo_process
@@ -44,8 +53,10 @@ def test_block_units_are_the_outer_repeated_blocks():
     net = Net()
     units = fsdp.block_units(net)
     assert units == list(net.blocks)  # not the Linear layers inside each block's Sequential
-    seq = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2))
-    assert fsdp.block_units(seq) == [seq[0], seq[2]]  # the root itself may be the container
+    blocks = nn.Sequential(Block(), nn.ReLU(), Block())
+    assert fsdp.block_units(blocks) == [blocks[0], blocks[2]]  # the root itself may be the container
+    # single layers are not blocks: they stay in the unit of the module around them
+    assert fsdp.block_units(nn.Sequential(nn.Conv2d(2, 2, 3), nn.GroupNorm(1, 2), nn.SiLU(), nn.Conv2d(2, 2, 3))) == []
     assert fsdp.block_units(nn.Linear(2, 2)) == []
 
 
@@ -80,10 +91,11 @@ def run_two(args, tmp_path, name):
 
 
 def test_two_process_fsdp_resumes_and_equals_data_parallel(tmp_path):
-    common = [*TRAIN, "--batch-size", 8, "--grad-accum", 2, "--save-every", 2, "--keep-last", 0]
-    sharded, plain = tmp_path / "fsdp", tmp_path / "ddp"
+    common = [*TRAIN, "--batch-size", 8, "--grad-accum", 2, "--save-every", 2, "--keep-last", 0, "--grad-clip", 1.0]
+    sharded, plain, crossed = tmp_path / "fsdp", tmp_path / "ddp", tmp_path / "fsdp-then-ddp"
     code, text = run_two([*common, "--steps", 2, "--strategy", "fsdp", "--out", sharded], tmp_path, "a")
     assert code == 0, text[-2000:]
+    shutil.copytree(sharded, crossed)
     # continue the sharded run from its step-2 checkpoint: optimizer moments re-sharded
     code, text = run_two([*common, "--steps", 4, "--strategy", "fsdp", "--resume", sharded, "--val-every", 2], tmp_path, "b")
     assert code == 0, text[-2000:]
@@ -110,6 +122,49 @@ def test_two_process_fsdp_resumes_and_equals_data_parallel(tmp_path):
         torch.testing.assert_close(full[k], other[k], atol=1e-5, rtol=1e-4)
     model, _, meta = load_model(sharded / "model.safetensors")  # what `zoo sample` reads
     assert meta.method == "conv-l1" and meta.step == 4
+    # the FSDP checkpoint resumed without sharding continues the same run
+    code, text = run_two([*common, "--steps", 4, "--resume", crossed], tmp_path, "d")
+    assert code == 0, text[-2000:]
+    assert [r["strategy"] for r in read_events(crossed) if r.get("event") == "start"] == ["fsdp", "ddp"]
+    resumed = load_file(str(crossed / "model.safetensors"))
+    for k in full:
+        torch.testing.assert_close(resumed[k], other[k], atol=1e-5, rtol=1e-4)
+
+
+def test_fsdp_skips_a_nan_micro_batch_on_one_process_like_data_parallel(tmp_path):
+    """SGD with momentum, EMA, clipping, two micro-batches per step and a NaN loss on the
+    second micro-batch of step 2 on process 1 only: FSDP must skip exactly that update
+    and keep nothing of the skipped step's first micro-batch (tests/fixtures/fsdp_vs_ddp.py)."""
+    script = Path(__file__).parent / "fixtures" / "fsdp_vs_ddp.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()), str(script), str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((tmp_path / "result.json").read_text())
+    assert report["strategy"] == {"ddp": "ddp", "fsdp": "fsdp"}
+    assert report["nonfinite"] == {"ddp": [2], "fsdp": [2]}
+    assert report["keys_equal"] and report["max_diff"] < 1e-6
+
+
+def test_ctrl_c_on_a_multi_process_run_saves_and_prints_one_line(tmp_path):
+    """Ctrl-C reaches the terminal's process group: `zoo train`, not the launcher (its own
+    session); the processes get one SIGINT each, finish the step, save, and the parent
+    prints one line and exits 130."""
+    run, out = tmp_path / "run", tmp_path / "out.txt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    args = [*TRAIN, "--steps", 100000, "--batch-size", 4, "--devices", 2, "--device", "cpu", "--out", run]
+    with open(out, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "zoo_cli.main", *map(str, args)], stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    deadline = time.time() + 120
+    while not ((run / "log.jsonl").is_file() and len((run / "log.jsonl").read_text().splitlines()) >= 3):
+        assert proc.poll() is None and time.time() < deadline, out.read_text()[-2000:]
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+    assert proc.wait(timeout=120) == 130, out.read_text()[-2000:]
+    text = out.read_text()
+    assert text.count("Interrupted: SIGINT at step") == 1 and "Traceback" not in text and "--resume" in text
+    saved = ckpt.list_checkpoints(run)
+    assert len(saved) == 1 and ckpt.read_state(saved[0])["step"] >= 2
 
 
 def test_lama_shards_its_generator_and_discriminator_in_fp16_but_not_with_r1(tmp_path):

@@ -46,7 +46,7 @@ class LamaTask(TrainTask):
         if self.config.r1_gamma > 0:
             raise ZooError(
                 "lama cannot train with --strategy fsdp while its R1 penalty is on (it backpropagates through the discriminator twice); "
-                "use --strategy ddp (Big LaMa's 51 M weights fit one card) or --set r1_gamma=0"
+                "use --strategy ddp (Big LaMa's 51 M weights fit one card), or start a new run with --set r1_gamma=0"
             )
         return [self.model.generator, self.model.discriminator]
 

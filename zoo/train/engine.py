@@ -345,6 +345,9 @@ class _Trainer:
         self.options: TrainOptions = ctx.options or TrainOptions()
         opts = self.options
         device = get_device(opts.device)
+        # `accelerate launch --use_fsdp` asks for sharding: the engine shards itself (below),
+        # so accelerate must not build its own FSDP plugin from the environment
+        use_fsdp = os.environ.pop("ACCELERATE_USE_FSDP", "").lower() in ("true", "1")
         self.accel = Accelerator(cpu=device.type == "cpu", mixed_precision="no")
         self.device = self.accel.device if device.type != "mps" else device
         self.rank, self.world = self.accel.process_index, self.accel.num_processes
@@ -353,9 +356,7 @@ class _Trainer:
         if precision == "fp32" and os.environ.get("ACCELERATE_MIXED_PRECISION") in ("bf16", "fp16"):
             precision = os.environ["ACCELERATE_MIXED_PRECISION"]  # `accelerate launch --mixed_precision`
         self.precision = precision
-        self.strategy = opts.strategy
-        if self.strategy == "ddp" and os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("true", "1"):
-            self.strategy = "fsdp"  # `accelerate launch --use_fsdp`
+        self.strategy = "fsdp" if use_fsdp else opts.strategy
         self.amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         self.out_dir = Path(ctx.out_dir)
         self.resume_from = ckpt.resolve_resume(opts.resume) if opts.resume else None
@@ -441,7 +442,7 @@ class _Trainer:
             "extra": self.task.extra_state() or {},
             "strategy": "fsdp" if self.sharded else "ddp",
         }
-        return fsdp.gather(state) if self.sharded else state
+        return fsdp.gather(state, keep=self.main) if self.sharded else state
 
     def load(self, path: Path) -> None:
         st = ckpt.read_state(path)
@@ -484,8 +485,12 @@ class _Trainer:
 
     def export(self) -> dict[str, torch.Tensor]:
         """The weights the checkpoint holds (EMA if kept), full tensors on the CPU
-        (collective under FSDP)."""
-        return export_state(self.task, self.ema, self.sharded)
+        (collective under FSDP, where only process 0 gets the tensors)."""
+        return export_state(self.task, self.ema, self.sharded, keep=self.main)
+
+    def exported(self, state: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """What :meth:`export` returns, taken from an already gathered training state."""
+        return self.ema.apply_to(state["model"], state["ema"]) if self.ema is not None else state["model"]
 
     def export_meta(self, provenance: dict[str, Any] | None = None) -> dict[str, str]:
         """Zoo checkpoint metadata for the exported weights (minimal for a method that is
@@ -510,8 +515,11 @@ class _Trainer:
 
     def save(self, reason: str) -> Path | None:
         """Checkpoint now (all processes take part; the main process writes)."""
-        state = self.training_state()  # collective: gathers RNG states (and FSDP shards)
-        weights = self.export()
+        state = self.training_state()  # collective: gathers RNG states (and FSDP shards, to process 0)
+        if self.sharded:  # the weights are in the gathered state already (process 0 only)
+            weights = self.exported(state) if self.main else {}
+        else:
+            weights = self.export()
         # every process of plain data parallelism must hold the same weights; FSDP shards
         # differ by design and are gathered from all processes above
         digests = dist.gather_objects(dist.weights_digest(self.task.model)) if self.world > 1 and not self.sharded else None
@@ -623,13 +631,15 @@ class _Trainer:
                 while self.step < ctx.steps:
                     if chunk is None:
                         chunk = next(data)
-                    logs, skipped = self.train_step(chunk)
+                    with self.oom_stops():
+                        logs, skipped = self.train_step(chunk)
                     chunk = None
                     self.step += 1
                     self.samples_seen += ctx.batch_size
-                    self.after_step(logs, skipped, bar)
-                    if val_batch is not None:
-                        self.watch(val_batch, validator)
+                    with self.oom_stops():
+                        self.after_step(logs, skipped, bar)
+                        if val_batch is not None:
+                            self.watch(val_batch, validator)
                     if dist.any_true(bool(stop.signum), self.device):
                         stopped = self.interrupted(stop.signum or signal.SIGTERM)
                         break
@@ -701,7 +711,7 @@ class _Trainer:
         mbs = [{k: v[i : i + micro] for k, v in chunk.items()} for i in range(0, n, micro)]
         limit = self.memory_limit
         try:
-            for i, mb in enumerate(mbs):
+            for mb in mbs:
                 mb = {k: v.to(self.device, non_blocking=True) for k, v in mb.items()}
                 weight = mb["image"].shape[0] / n
                 # a simulated memory limit holds in every step, as a real card's would
@@ -713,8 +723,9 @@ class _Trainer:
                         finite = not dist.any_true(not finite, self.device)
                     if not finite:
                         return "nonfinite"
-                    if self.sharded:  # reduce-scatter once, after the last micro-batch
-                        fsdp.set_gradient_sync(self.roots, i == len(mbs) - 1)
+                    # under FSDP every micro-batch's backward reduce-scatters into the sharded
+                    # gradients: no full-size gradients are kept between micro-batches
+                    # (less memory), and zero_grad clears everything a skipped phase left
                     with self.fsdp_errors():
                         scaler.scale(loss.float() * weight).backward()
                 for name, value in parts.items():
@@ -722,6 +733,8 @@ class _Trainer:
         except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are handled
             if not memory.is_oom(exc):
                 raise
+            if self.sharded:  # the other processes may be waiting in FSDP's collectives: stop
+                raise ZooError(self.oom_message(f"in step {self.step + 1} (phase {ph.optimizer}, micro-batch {self.micro}, --strategy fsdp)")) from None
             loss = None
             opt.zero_grad(set_to_none=True)
             if self.device.type == "cuda":
@@ -729,24 +742,38 @@ class _Trainer:
             return "oom"
         return "ok"
 
+    def oom_message(self, where: str) -> str:
+        last = ckpt.list_checkpoints(self.out_dir)
+        kept = f"; last checkpoint: {last[-1]}" if last else ""
+        tips = ["--micro-batch auto"] if self.options.micro_batch != "auto" and not self.sharded else []
+        tips += ["--grad-checkpointing", "--precision bf16"]
+        tips += ["--strategy fsdp with several processes"] if not self.sharded else ["more processes"]
+        return f"out of memory {where}{kept}. Try {', '.join(tips)} or a smaller --batch-size"
+
     def smaller_micro_batch(self, ph: Phase, n: int) -> None:
         """After an out-of-memory phase: halve the micro-batch (``--micro-batch auto``)
         or stop with one line."""
-        last = ckpt.list_checkpoints(self.out_dir)
-        where = f"; last checkpoint: {last[-1]}" if last else ""
         if self.options.micro_batch != "auto":
-            raise ZooError(
-                f"out of memory in step {self.step + 1} (phase {ph.optimizer}, micro-batch {self.micro}){where}. "
-                "Try --micro-batch auto, --grad-checkpointing, --precision bf16 or a smaller --batch-size"
-            )
+            raise ZooError(self.oom_message(f"in step {self.step + 1} (phase {ph.optimizer}, micro-batch {self.micro})"))
         if self.micro == 1:
-            raise ZooError(f"out of memory in step {self.step + 1} (phase {ph.optimizer}) with one sample per micro-batch{where}. Try --grad-checkpointing or --precision bf16")
+            raise ZooError(self.oom_message(f"in step {self.step + 1} (phase {ph.optimizer}) with one sample per micro-batch"))
         self.micro = max(1, self.micro // 2)
         accum = math.ceil(n / self.micro)
         msg = f"out of memory in step {self.step + 1} (phase {ph.optimizer}); continuing with micro-batch {self.micro} x {accum} accumulation (same global batch)"
         if self.main:
             warnings.warn(msg, stacklevel=3)
         self.log.write({"event": "oom_retry", "step": self.step + 1, "phase": ph.optimizer, "micro_batch": self.micro, "accum": accum})
+
+    @contextlib.contextmanager
+    def oom_stops(self):
+        """An out-of-memory error the micro-batch retry does not cover (the optimizer's
+        first step allocating its moments, clipping, EMA, validation) -> one line."""
+        try:
+            yield
+        except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are turned into one line
+            if not memory.is_oom(exc):
+                raise
+            raise ZooError(self.oom_message(f"around step {self.step + 1} outside the forward/backward pass (optimizer step, EMA or validation)")) from None
 
     @contextlib.contextmanager
     def fsdp_errors(self):
@@ -871,11 +898,14 @@ def _grad_scaler(device: torch.device, enabled: bool, sharded: bool = False):
         return torch.cuda.amp.GradScaler(enabled=enabled and device.type == "cuda")
 
 
-def export_state(task: TrainTask, ema: EMA | None, sharded: bool = False) -> dict[str, torch.Tensor]:
+def export_state(task: TrainTask, ema: EMA | None, sharded: bool = False, keep: bool = True) -> dict[str, torch.Tensor]:
     state = {k: v.detach().cpu() if not sharded else v for k, v in task.model.state_dict().items()}
     if sharded:
-        state = fsdp.gather(state)
-        return ema.apply_to(state, fsdp.gather(ema.shadow)) if ema is not None else state
+        state = fsdp.gather(state, keep)
+        shadow = fsdp.gather(ema.shadow, keep) if ema is not None else None
+        if not keep:
+            return {}
+        return ema.apply_to(state, shadow) if ema is not None else state
     return ema.apply_to(state) if ema is not None else state
 
 

@@ -47,18 +47,23 @@ def is_sharded(t: Any) -> bool:
 
 
 def block_units(root: nn.Module) -> list[nn.Module]:
-    """The blocks of ``root`` to shard one by one: the parameter-holding children of the
-    outermost ``ModuleList``/``Sequential`` containers that have at least two of them
-    (the container may be ``root`` itself); blocks are not looked into further."""
+    """The blocks of ``root`` to shard one by one: the children of the outermost
+    ``ModuleList``/``Sequential`` containers that hold parameters and are made of
+    sub-modules (blocks, not single layers), where a container has at least two of
+    them (the container may be ``root`` itself); blocks are not looked into further.
+    Single layers stay in the unit of the module around them."""
 
     def holds_params(m: nn.Module) -> bool:
         return any(True for _ in m.parameters())
+
+    def composite(m: nn.Module) -> bool:  # a block, not a single layer (Conv, Norm, Linear)
+        return any(True for _ in m.children())
 
     units: list[nn.Module] = []
 
     def visit(module: nn.Module) -> None:
         if isinstance(module, (nn.ModuleList, nn.Sequential)):
-            blocks = [c for c in module.children() if holds_params(c)]
+            blocks = [c for c in module.children() if holds_params(c) and composite(c)]
             if len(blocks) >= 2:
                 units.extend(blocks)
                 return
@@ -99,25 +104,21 @@ def shard(roots: Iterable[nn.Module], model: nn.Module, device: torch.device, wo
     return roots
 
 
-def set_gradient_sync(roots: Iterable[nn.Module], enabled: bool) -> None:
-    """Reduce-scatter gradients after this backward (last micro-batch) or keep
-    accumulating them unsharded (earlier micro-batches)."""
-    for root in roots:
-        root.set_requires_gradient_sync(enabled)
-
-
 # -- full <-> sharded state ---------------------------------------------------------------------
-def gather(obj: Any) -> Any:
+def gather(obj: Any, keep: bool = True) -> Any:
     """``obj`` with every sharded tensor replaced by its full tensor on the CPU
-    (collective: every process must call it with the same structure)."""
+    (collective: every process must call it with the same structure). Processes with
+    ``keep=False`` take part in each all-gather but drop the result at once (None in
+    its place), so only the writing process ever holds the whole state."""
     if is_sharded(obj):
-        return obj.full_tensor().detach().cpu()
+        full = obj.full_tensor()
+        return full.detach().cpu() if keep else None
     if isinstance(obj, dict):
-        return {k: gather(v) for k, v in obj.items()}
+        return {k: gather(v, keep) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [gather(v) for v in obj]
+        return [gather(v, keep) for v in obj]
     if isinstance(obj, tuple):
-        return tuple(gather(v) for v in obj)
+        return tuple(gather(v, keep) for v in obj)
     return obj
 
 
