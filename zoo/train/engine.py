@@ -311,6 +311,10 @@ class _StopFlag:
 
     def __enter__(self) -> "_StopFlag":
         if self.enabled:
+            from zoo.train import launch
+
+            if launch.PENDING:  # a stop asked for while the process was starting
+                self.signum = launch.PENDING.pop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._old[sig] = signal.signal(sig, self._handle)
         return self
@@ -347,8 +351,13 @@ class _Trainer:
         device = get_device(opts.device)
         # `accelerate launch --use_fsdp` asks for sharding: the engine shards itself (below),
         # so accelerate must not build its own FSDP plugin from the environment
-        use_fsdp = os.environ.pop("ACCELERATE_USE_FSDP", "").lower() in ("true", "1")
-        self.accel = Accelerator(cpu=device.type == "cpu", mixed_precision="no")
+        saved = os.environ.pop("ACCELERATE_USE_FSDP", None)
+        try:
+            self.accel = Accelerator(cpu=device.type == "cpu", mixed_precision="no")
+        finally:
+            if saved is not None:
+                os.environ["ACCELERATE_USE_FSDP"] = saved
+        use_fsdp = (saved or "").lower() in ("true", "1")
         self.device = self.accel.device if device.type != "mps" else device
         self.rank, self.world = self.accel.process_index, self.accel.num_processes
         self.main = self.accel.is_main_process
@@ -644,9 +653,11 @@ class _Trainer:
                         stopped = self.interrupted(stop.signum or signal.SIGTERM)
                         break
                     if opts.save_every and self.step % opts.save_every == 0 and self.step < ctx.steps:
-                        self.save("every")
+                        with self.oom_stops():
+                            self.save("every")
                 if stopped is None:
-                    self.save("end")
+                    with self.oom_stops():
+                        self.save("end")
                     self.log.write({"event": "done", "step": self.step})
             finally:
                 bar.close()
@@ -773,7 +784,7 @@ class _Trainer:
         except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are turned into one line
             if not memory.is_oom(exc):
                 raise
-            raise ZooError(self.oom_message(f"around step {self.step + 1} outside the forward/backward pass (optimizer step, EMA or validation)")) from None
+            raise ZooError(self.oom_message(f"around step {self.step + 1} outside the forward/backward pass (optimizer step, EMA, validation or saving)")) from None
 
     @contextlib.contextmanager
     def fsdp_errors(self):

@@ -56,8 +56,8 @@ def block_units(root: nn.Module) -> list[nn.Module]:
     def holds_params(m: nn.Module) -> bool:
         return any(True for _ in m.parameters())
 
-    def composite(m: nn.Module) -> bool:  # a block, not a single layer (Conv, Norm, Linear)
-        return any(True for _ in m.children())
+    def composite(m: nn.Module) -> bool:  # a block, not a single torch layer (Conv, Norm, Linear)
+        return any(True for _ in m.children()) or not type(m).__module__.startswith("torch.nn")
 
     units: list[nn.Module] = []
 

@@ -18,12 +18,13 @@ How stops are reported, so that the user sees one line:
   exits 2, so torchrun stops the others (which may be waiting for it in a collective);
   they exit quietly when they find that record; the launcher's crash report is not
   printed when a record explains the stop;
-* Ctrl-C / SIGTERM reach only the parent (the launcher runs in its own session); the
-  parent sends one SIGINT/SIGTERM to each training process (their pids are in
-  ``RUN/.launch/pid_R``), which finish the step, save and exit 0 after recording the stop;
-  a second Ctrl-C is forwarded too and stops them at once;
-* the parent prints the lowest rank's record once and exits with its code (2, or
-  128 + signal). Real crashes (no record) keep their tracebacks.
+* Ctrl-C / SIGTERM / SIGHUP reach only the parent (the launcher runs in its own session);
+  the parent sends each training process one SIGINT/SIGTERM per signal (their pids are in
+  ``RUN/.launch/pid_R``; a process still starting gets it when it writes its pid); they
+  finish the step, save and exit 0 after recording the stop. A second Ctrl-C stops them at
+  once (recorded as "Stopped"). If ``zoo train`` itself dies, the launcher sends SIGTERM;
+* the parent prints one record once (a user error first) and exits with its code (2,
+  130 for a second Ctrl-C, or 128 + signal). Real crashes keep their tracebacks.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ def free_port() -> int:
 def launch(devices: int, train_kwargs: dict[str, Any], options: Any, run_dir: Path) -> int:
     """Run ``devices`` processes of ``runner.train(**train_kwargs, options=options)``;
     returns the exit code for ``zoo train`` (after printing a stop's one line)."""
+    import time
+
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     spec = run_dir / SPEC_FILE
@@ -75,35 +78,52 @@ def launch(devices: int, train_kwargs: dict[str, Any], options: Any, run_dir: Pa
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // devices))
     results = run_dir / RESULTS
     shutil.rmtree(results, ignore_errors=True)
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True)  # terminal signals reach only us
 
-    def forward(signum, frame) -> None:
-        pids = _worker_pids(results)
-        if not pids:  # still starting: stop the whole launch
-            try:
-                os.killpg(proc.pid, signum)
-            except ProcessLookupError:
-                pass
-        for pid in pids:
-            try:
-                os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
+    # Every stop signal goes to every training process exactly once, also to processes
+    # that have not written their pid yet (they get it when they do). A closed terminal
+    # (SIGHUP) stops the run like SIGTERM.
+    signals: list[int] = []
+    delivered: dict[int, int] = {}
 
-    old = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    def queue(signum, frame) -> None:
+        signals.append(signal.SIGTERM if signum == signal.SIGHUP else signum)
+        deliver()
+
+    def deliver() -> None:
+        for pid in _worker_pids(results):
+            while delivered.get(pid, 0) < len(signals):
+                try:
+                    os.kill(pid, signals[delivered.get(pid, 0)])
+                except ProcessLookupError:
+                    pass
+                delivered[pid] = delivered.get(pid, 0) + 1
+
+    old = {sig: signal.signal(sig, queue) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
-        code = proc.wait()
+        proc = subprocess.Popen(cmd, env=env, start_new_session=True)  # terminal signals reach only us
+        while True:
+            try:
+                code = proc.wait(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                if signals:
+                    deliver()
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
+    if code < 0:  # the launcher itself was killed by a signal
+        code = 128 - code
     stops = _records(results)
     shutil.rmtree(results, ignore_errors=True)
-    if stops:  # one line, once, from the lowest rank that stopped
-        import click
+    if not stops:
+        return code
+    import click
 
-        click.echo(f"{stops[0]['kind']}: {stops[0]['message']}", err=True)
-        return int(stops[0]["code"])
-    return code
+    first = stops[0]  # one line, once: a user error first, then a hard stop, then a clean one
+    click.echo(f"{first['kind']}: {first['message']}", err=True)
+    if first["kind"] == "Interrupted" and code != 0:
+        return code  # a clean stop beside a real crash (whose traceback was shown): the crash's code
+    return int(first["code"])
 
 
 def _worker_pids(results: Path) -> list[int]:
@@ -116,15 +136,21 @@ def _worker_pids(results: Path) -> list[int]:
     return pids
 
 
-def _records(results: Path) -> list[dict[str, Any]]:
-    """The stops the processes recorded (user errors, signals), lowest rank first."""
+_ORDER = {"Error": 0, "Stopped": 1, "Interrupted": 2}
+
+
+def _records(results: Path, explaining: bool = False) -> list[dict[str, Any]]:
+    """The stops the processes recorded, most telling first: user errors ("Error"),
+    immediate stops on a second signal ("Stopped"), clean stops ("Interrupted").
+    ``explaining``: only those that explain other processes failing (not clean stops)."""
     stops = []
     for path in results.glob("rank_*.json"):
         try:
             stops.append(json.loads(path.read_text()))
         except (OSError, ValueError):
             continue
-    return sorted((r for r in stops if r.get("code")), key=lambda r: r.get("rank", 0))
+    stops = [r for r in stops if r.get("code") and (not explaining or r.get("kind") != "Interrupted")]
+    return sorted(stops, key=lambda r: (_ORDER.get(r.get("kind"), 3), r.get("rank", 0)))
 
 
 def _record(run_dir: str | Path, code: int, kind: str, message: str) -> None:
@@ -133,11 +159,27 @@ def _record(run_dir: str | Path, code: int, kind: str, message: str) -> None:
 
 
 def launcher_main(run_dir: str, accelerate_args: list[str]) -> int:
-    """accelerate's launcher, quiet about a stop that a training process recorded."""
+    """accelerate's launcher, quiet about a stop that a training process recorded; stops
+    the training processes (SIGTERM: save and exit) if ``zoo train`` dies."""
     import logging
+    import threading
+    import time
 
     from accelerate.commands.launch import launch_command, launch_command_parser
 
+    results = Path(run_dir) / RESULTS
+    parent = os.getppid()
+
+    def watch_parent() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        for pid in _worker_pids(results):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    threading.Thread(target=watch_parent, daemon=True).start()
     # torchrun's per-failure log lines repeat what the record or the child's traceback says
     os.environ.setdefault("LOGLEVEL", "CRITICAL")
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
@@ -145,10 +187,21 @@ def launcher_main(run_dir: str, accelerate_args: list[str]) -> int:
     try:
         launch_command(args)
     except BaseException:  # ChildFailedError, SignalException, ...
-        if _records(Path(run_dir) / RESULTS):
+        if _records(results, explaining=True):
             return 1  # the parent prints the recorded line
         raise
     return 0
+
+
+# Signals a training process received before the engine's own handler was installed
+# (the engine picks them up: a stop requested during start-up saves after the first step).
+PENDING: list[int] = []
+
+
+def _early_handler(signum, frame) -> None:
+    if PENDING:  # a second signal: stop at once
+        raise KeyboardInterrupt
+    PENDING.append(signum)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,31 +209,35 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--launcher":
         return launcher_main(argv[1], argv[3:] if len(argv) > 2 and argv[2] == "--" else argv[2:])
-
-    import click
-
-    from zoo import runner
-    from zoo.errors import ZooError
-    from zoo.train import Interrupted, TrainOptions
-
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before anything slow: see PENDING
+        signal.signal(sig, _early_handler)
     spec = json.loads(Path(argv[0]).read_text())
-    options = TrainOptions(**spec["options"])
     run_dir = Path(spec["train"]["out_dir"])
     rank = int(os.environ.get("RANK", "0"))
-    write_text(run_dir / RESULTS / f"pid_{rank}", str(os.getpid()))
+    write_text(run_dir / RESULTS / f"pid_{rank}", str(os.getpid()))  # signals can be forwarded now
     code = 0
     try:
-        path = runner.train(**spec["train"], options=options)
-        if rank == 0:
-            click.echo(f"checkpoint: {path}")
-    except Interrupted as exc:  # every process saved together: a clean exit
-        _record(run_dir, exc.exit_code, "Interrupted", str(exc))
-    except ZooError as exc:  # exit non-zero so that torchrun stops processes waiting for this one
-        _record(run_dir, 2, "Error", str(exc))
-        code = 2
+        import click
+
+        from zoo import runner
+        from zoo.errors import ZooError
+        from zoo.train import Interrupted, TrainOptions
+
+        options = TrainOptions(**spec["options"])
+        try:
+            path = runner.train(**spec["train"], options=options)
+            if rank == 0:
+                click.echo(f"checkpoint: {path}")
+        except Interrupted as exc:  # every process saved together: a clean exit
+            _record(run_dir, exc.exit_code, "Interrupted", str(exc))
+        except ZooError as exc:  # exit non-zero so that torchrun stops processes waiting for this one
+            _record(run_dir, 2, "Error", str(exc))
+            code = 2
+    except KeyboardInterrupt:  # a second signal: no checkpoint for the current step
+        _record(run_dir, 130, "Stopped", f"stopped at once by a second signal; the current step was not saved; continue from the last checkpoint with --resume {run_dir}")
+        code = 1
     except BaseException:
-        others = [r for r in _records(run_dir / RESULTS) if r.get("rank") != rank]
-        if not others:
+        if not [r for r in _records(run_dir / RESULTS, explaining=True) if r.get("rank") != rank]:
             raise
         code = 1  # a consequence of another process's recorded stop: stay quiet
     finally:
@@ -192,4 +249,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # run as `python -m zoo.train.launch`: be the module the engine imports too, so that
+    # it sees the signals recorded in PENDING
+    sys.modules.setdefault("zoo.train.launch", sys.modules["__main__"])
     sys.exit(main())
