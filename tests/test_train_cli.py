@@ -25,10 +25,12 @@ from zoo.train.watch import read_events, read_log
 TRAIN = ["train", "conv-l1", "--data", "shapes", "--preset", "tiny", "--no-tensorboard"]
 
 
-def zoo_process(args: list[str], log: Path) -> subprocess.Popen:
+def zoo_process(args: list[str], log: Path, new_session: bool = False) -> subprocess.Popen:
+    """``zoo ARGS`` in a subprocess, output to ``log``; ``new_session``: in a process group
+    of its own, as a shell's foreground job (so ``os.killpg`` is the terminal's Ctrl-C)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     with open(log, "w") as fh:
-        return subprocess.Popen([sys.executable, "-m", "zoo_cli.main", *map(str, args)], stdout=fh, stderr=subprocess.STDOUT, env=env)
+        return subprocess.Popen([sys.executable, "-m", "zoo_cli.main", *map(str, args)], stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=new_session)
 
 
 def wait_for(condition, proc: subprocess.Popen, timeout: float = 120.0) -> None:

@@ -27,7 +27,7 @@ from zoo.train import fsdp, state as ckpt
 from zoo.train.launch import free_port
 from zoo.train.watch import read_events, read_log
 
-from test_train_cli import TRAIN, zoo_process
+from test_train_cli import TRAIN, wait_for, zoo_process
 from test_train_engine import conv_task, make_ctx
 
 
@@ -148,42 +148,40 @@ def test_fsdp_skips_a_nan_micro_batch_on_one_process_like_data_parallel(tmp_path
 
 def start_long_run(tmp_path):
     run, out = tmp_path / "run", tmp_path / "out.txt"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     args = [*TRAIN, "--steps", 100000, "--batch-size", 4, "--devices", 2, "--device", "cpu", "--out", run]
-    with open(out, "w") as fh:  # its own process group, as a shell's foreground job
-        proc = subprocess.Popen([sys.executable, "-m", "zoo_cli.main", *map(str, args)], stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    return proc, run, out
+    return zoo_process(args, out, new_session=True), run, out
 
 
-def wait_until(condition, proc, out, seconds=120):
-    deadline = time.time() + seconds
-    while not condition():
-        assert proc.poll() is None and time.time() < deadline, out.read_text()[-2000:]
-        time.sleep(0.05)
+def logged_steps(run, n=3):
+    return lambda: (run / "log.jsonl").is_file() and len((run / "log.jsonl").read_text().splitlines()) >= n
 
 
-@pytest.mark.parametrize("when", ["training", "starting"])
-def test_ctrl_c_on_a_multi_process_run_saves_and_prints_one_line(tmp_path, when):
-    """Ctrl-C reaches the terminal's process group: `zoo train`, not the launcher (its own
-    session); the processes get one SIGINT each (a process still starting gets it when it
-    has written its pid), finish the step, save, and the parent prints one line and exits
-    130."""
+@pytest.mark.parametrize(
+    "when, sent, stop, code",
+    [("training", "SIGINT", "SIGINT", 130), ("starting", "SIGINT", "SIGINT", 130), ("training", "SIGHUP", "SIGTERM", 143)],
+    ids=["ctrl-c", "ctrl-c-while-starting", "terminal-closed"],
+)
+def test_stopping_a_multi_process_run_saves_and_prints_one_line(tmp_path, when, sent, stop, code):
+    """Ctrl-C (or a closed terminal: SIGHUP) reaches the terminal's process group: `zoo
+    train`, not the launcher (its own session); the processes get one SIGINT (SIGTERM for
+    SIGHUP) each (a process still starting gets it when it has written its pid), finish the
+    step, save, and the parent prints one line and exits 128 + signal."""
     proc, run, out = start_long_run(tmp_path)
     if when == "training":
-        wait_until(lambda: (run / "log.jsonl").is_file() and len((run / "log.jsonl").read_text().splitlines()) >= 3, proc, out)
+        wait_for(logged_steps(run), proc)
     else:  # before the model is even built
-        wait_until(lambda: len(list((run / ".launch").glob("pid_*"))) == 2, proc, out)
-    os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
-    assert proc.wait(timeout=120) == 130, out.read_text()[-2000:]
+        wait_for(lambda: len(list((run / ".launch").glob("pid_*"))) == 2, proc)
+    os.killpg(proc.pid, getattr(signal, sent))  # what the terminal does
+    assert proc.wait(timeout=120) == code, out.read_text()[-2000:]
     text = out.read_text()
-    assert text.count("Interrupted: SIGINT at step") == 1 and "Traceback" not in text and "--resume" in text
+    assert text.count(f"Interrupted: {stop} at step") == 1 and "Traceback" not in text and "--resume" in text
     saved = ckpt.list_checkpoints(run)
     assert len(saved) == 1 and ckpt.read_state(saved[0])["step"] >= (2 if when == "training" else 1)
 
 
 def test_training_processes_save_and_stop_when_zoo_train_dies(tmp_path):
     proc, run, out = start_long_run(tmp_path)
-    wait_until(lambda: (run / "log.jsonl").is_file() and len((run / "log.jsonl").read_text().splitlines()) >= 3, proc, out)
+    wait_for(logged_steps(run), proc)
     proc.kill()  # SIGKILL: no chance to forward anything
     proc.wait()
     deadline = time.time() + 120
