@@ -131,11 +131,12 @@ def test_two_process_fsdp_resumes_and_equals_data_parallel(tmp_path):
         torch.testing.assert_close(resumed[k], other[k], atol=1e-5, rtol=1e-4)
 
 
-def test_fsdp_skips_a_nan_micro_batch_on_one_process_like_data_parallel(tmp_path):
-    """SGD with momentum, EMA, clipping, two micro-batches per step and a NaN loss on the
-    second micro-batch of step 2 on process 1 only: FSDP must skip exactly that update
-    and keep nothing of the skipped step's first micro-batch (tests/fixtures/fsdp_vs_ddp.py)."""
-    script = Path(__file__).parent / "fixtures" / "fsdp_vs_ddp.py"
+def test_fsdp_nan_skip_and_the_losses_it_cannot_shard_through_the_engine(tmp_path):
+    """tests/fixtures/fsdp_scenarios.py on two processes. (1) SGD with momentum, EMA,
+    clipping, two micro-batches per step and a NaN loss on the second micro-batch of step 2
+    on process 1 only: FSDP must skip exactly that update and keep nothing of the skipped
+    step's first micro-batch. (2) Each loss FSDP cannot shard ends in one line."""
+    script = Path(__file__).parent / "fixtures" / "fsdp_scenarios.py"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()), str(script), str(tmp_path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
@@ -144,6 +145,13 @@ def test_fsdp_skips_a_nan_micro_batch_on_one_process_like_data_parallel(tmp_path
     assert report["strategy"] == {"ddp": "ddp", "fsdp": "fsdp"}
     assert report["nonfinite"] == {"ddp": [2], "fsdp": [2]}
     assert report["keys_equal"] and report["max_diff"] < 1e-6
+    errors = report["errors"]
+    assert "backpropagates through a sharded module twice" in errors["R1Gan"]  # R1's double backward
+    assert "uses sharded weights outside the forward" in errors["WeightOutsideForward"]
+    assert "cannot be trained with --strategy fsdp" in errors["Unshardable"]
+    assert "12 trainable weights lie outside the modules the method shards" in errors["PartlySharded"]
+    assert errors["OutOfMemory"].startswith("out of memory in step 2 (phase net, micro-batch 2, --strategy fsdp)")
+    assert all("\n" not in e and "--strategy ddp" in e for k, e in errors.items() if k != "OutOfMemory")
 
 
 def start_long_run(tmp_path):

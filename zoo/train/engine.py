@@ -564,7 +564,7 @@ class _Trainer:
             mb = {k: v[:m].to(self.device) for k, v in first_chunk.items()}
             try:
                 for ph in self.phases:
-                    with memory.count_saved_bytes(limit, exclude=params):
+                    with memory.count_saved_bytes(limit, exclude=params), self.fsdp_errors():
                         with self.autocast():
                             loss, _ = ph.loss(mb, 0)
                         loss.backward()
