@@ -256,6 +256,24 @@ def test_out_of_memory_with_a_fixed_micro_batch_stops_with_advice(tmp_path):
         fit(growing_task(), make_ctx(tmp_path, steps=5, batch=8, micro_batch=4, simulated_memory_limit=limit))
 
 
+class OomAtStepTask(SgdTask):
+    """The optimizer's step runs out of memory (as Adam's first step allocating its
+    moments does on a full card): outside the forward/backward, so no retry."""
+
+    def optimizers(self):
+        class Sgd(torch.optim.SGD):
+            def step(self, closure=None):
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB (test)")
+
+        return {"net": Sgd(self.model.parameters(), lr=0.05)}
+
+
+def test_out_of_memory_outside_forward_and_backward_is_one_line(tmp_path):
+    torch.manual_seed(0)
+    with pytest.raises(ZooError, match=r"^out of memory around step 1 outside the forward/backward pass \(optimizer step.*Try --micro-batch auto"):
+        fit(OomAtStepTask(ConvL1Net(TINY), TINY), make_ctx(tmp_path, steps=2))
+
+
 def test_micro_batch_auto_when_nothing_fits(tmp_path):
     with pytest.raises(ZooError, match="even one sample does not fit"):
         fit(conv_task(), make_ctx(tmp_path, steps=1, micro_batch="auto", simulated_memory_limit=1000))

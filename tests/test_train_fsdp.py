@@ -75,6 +75,16 @@ def test_fsdp_with_one_process_trains_unsharded_with_a_warning(tmp_path):
     assert next(r for r in read_events(tmp_path) if r.get("event") == "start")["strategy"] == "ddp"
 
 
+def test_accelerate_launch_use_fsdp_selects_the_strategy_for_every_fit(tmp_path, monkeypatch):
+    """`accelerate launch --use_fsdp` sets ACCELERATE_USE_FSDP; the engine reads it (here,
+    one process: the warning shows it was read) and leaves it for the next fit."""
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    for run in ("a", "b"):
+        with pytest.warns(UserWarning, match="--strategy fsdp with one process"):
+            fit(conv_task(), make_ctx(tmp_path / run, steps=1))
+    assert os.environ["ACCELERATE_USE_FSDP"] == "true"
+
+
 def test_misuse_messages_name_the_cause_and_the_way_out():
     mixed = RuntimeError("aten.convolution.default: got mixed torch.Tensor and DTensor, need to convert all torch.Tensor to DTensor")
     assert "fsdp_roots()" in fsdp.misuse_message("m", mixed) and "--strategy ddp" in fsdp.misuse_message("m", mixed)
