@@ -5,7 +5,18 @@ Conventions shared by every part of the zoo:
 * images are float tensors in [-1, 1], shape (B, 3, H, W);
 * masks are float tensors (B, 1, H, W) with **1 = hole (to fill), 0 = known**;
 * every output is composited: known pixels of a result equal the input exactly;
+* a method never sees hole pixels: the core erases them before ``zoo_sample`` (:mod:`zoo.inpaint`);
 * randomness goes through an explicit ``torch.Generator`` or seed.
+
+Layering (imports only point down or sideways, never up, with no loops; tests/test_layering.py
+checks it): typed objects and helpers (errors, spec, config, fsutil, imageio, device, official,
+hookspecs) at the bottom; then the plugin manager and registry, which find every plugin,
+the core's own :mod:`zoo.builtins` included, through entry points; then the building blocks
+that look names up through it (data, masks, metrics, diffusion, layers); then checkpoints,
+provenance, the sample contract (:mod:`zoo.inpaint`) and the core plugin; then the training
+engine (:mod:`zoo.train`); and on top the runner, compare, report and the launched worker that
+drive everything. The CLI (``zoo_cli``) and the plugins (``zoo_plugins``) import ``zoo``;
+``zoo`` imports neither, and plugins never import each other.
 """
 
 __version__ = "0.1.0"

@@ -120,15 +120,15 @@ def load_model(path: str | Path, method: str | None = None, overrides: dict[str,
     ``overrides`` may change sampling-time settings; a change that alters the weights'
     shapes is refused with the names of the mismatched tensors.
     """
-    from zoo.config import apply_overrides
+    from zoo.config import apply_overrides, validate_config
     from zoo.plugins import get_manager
 
     meta, tensors = load_checkpoint(path, method)
     manager = get_manager()
     spec = manager.method(meta.method)
-    config = config_from_dict(spec.config, meta.config)
+    config = config_from_dict(spec.config, meta.config, meta.method)
     if overrides:
-        config = apply_overrides(config, overrides)
+        config = validate_config(apply_overrides(config, overrides, meta.method), meta.method)
     model = manager.hook.zoo_build_model(method=meta.method, config=config)
     if model is None:
         raise ZooError(f"no plugin builds a model for method {meta.method!r}")

@@ -34,9 +34,9 @@ from tqdm.auto import tqdm
 
 from zoo.errors import ZooError
 from zoo.fsutil import write_text
+from zoo.report import PRED_DIR, safe_label, write_report as _write
 from zoo.spec import MetricSpec
 
-PRED_DIR = "predictions"
 EVAL_DIR = "evalset"
 SCORE_DIR = "scores"
 REQUEST_FILE = "evalset.request.json"
@@ -220,7 +220,8 @@ def sample_entry(entry: Entry, ev, pred_dir: Path, seed: int = 0, batch_size: in
     from zoo.device import get_device
     from zoo.imageio import save_image
     from zoo.plugins import get_manager
-    from zoo.runner import build_model, inpaint, sample_seed
+    from zoo.inpaint import inpaint, sample_seed
+    from zoo.runner import build_model
 
     fp = _fingerprint(entry, ev, seed, batch_size)
     done = _read_json(pred_dir / "done.json")
@@ -325,9 +326,9 @@ def run_compare(
     results: list[EntryResult] = []
     warnings: list[str] = []
     for entry in entries:
-        pred_dir = out / PRED_DIR / _safe(entry.label)
+        pred_dir = out / PRED_DIR / safe_label(entry.label)
         method_scores, how = sample_entry(entry, ev, pred_dir, seed, batch_size, device, progress)
-        score, scored = score_entry(entry, ev, pred_dir, metrics, out / SCORE_DIR / f"{_safe(entry.label)}.json",
+        score, scored = score_entry(entry, ev, pred_dir, metrics, out / SCORE_DIR / f"{safe_label(entry.label)}.json",
                                     device=device, fid_weights=fid_weights, fid_layer=fid_layer, bootstrap=bootstrap, seed=seed, progress=progress)
         for w in score.warnings:
             if w not in warnings:
@@ -335,11 +336,6 @@ def run_compare(
         results.append(EntryResult(entry, score, method_scores, how, {"scores": scored, **score.info}))
     res = CompareResult(out, ev, metrics, results, warnings)
     if write_report:
-        from zoo.report import write_report as _write
-
         _write(res, command=command)
     return res
 
-
-def _safe(label: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_.@" else "_" for c in label)

@@ -102,13 +102,13 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
-def apply_overrides(config: Any, overrides: Mapping[str, Any]) -> Any:
+def apply_overrides(config: Any, overrides: Mapping[str, Any], method: str | None = None) -> Any:
     """Return a copy of ``config`` with ``overrides`` applied and type-checked."""
     types_ = field_types(type(config))
     changes = {}
     for key, value in overrides.items():
         if key not in types_:
-            raise choices_error(f"config key for {type(config).__name__}", key, types_)
+            raise choices_error(f"config key for {method or 'this method'}", key, types_)
         changes[key] = coerce(value, types_[key], key)
     try:
         return dataclasses.replace(config, **changes)
@@ -132,26 +132,61 @@ def resolve_config(spec: MethodSpec, preset: str | None = None, overrides: Mappi
     preset = preset or spec.default
     if preset not in spec.presets:
         raise choices_error(f"preset for {spec.name}", preset, spec.presets)
-    config = apply_overrides(spec.config(), spec.presets[preset])
+    config = apply_overrides(spec.config(), spec.presets[preset], spec.name)
     if overrides:
-        config = apply_overrides(config, overrides)
-    return config, preset
+        config = apply_overrides(config, overrides, spec.name)
+    return validate_config(config, spec.name), preset
+
+
+#: Integer config fields that count something a model needs at least one of.
+SIZE_FIELDS = ("resolution", "channels", "dim", "depth", "heads", "batch_size", "steps", "size", "width", "layers", "blocks", "iters", "iterations")
+
+
+def require(ok: bool, name: str, value: Any, rule: str) -> None:
+    """For a config's ``validate()``: ``require(self.lr > 0, "lr", self.lr, "must be > 0")``
+    raises ``ValueError("lr=0.0: must be > 0")`` when ``ok`` is false."""
+    if not ok:
+        raise ValueError(f"{name}={value!r}: {rule}")
+
+
+def validate_config(config: Any, method: str | None = None) -> Any:
+    """Check a resolved config before anything is built; returns it unchanged.
+
+    Generic rule: an integer field whose name is or ends in one of :data:`SIZE_FIELDS`
+    (``channels``, ``hidden_dim``, ``patch_size``, ...) must be at least 1. Then the config's
+    own ``validate()`` runs, if it has one (ranges, divisibility the model needs, choices);
+    it raises :class:`ZooError` with one line naming the field. Every method's config goes
+    through here (``resolve_config``, checkpoints, ``--resume``)."""
+    who = f" for {method}" if method else ""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            continue
+        if any(f.name == s or f.name.endswith("_" + s) for s in SIZE_FIELDS) and value < 1:
+            raise ZooError(f"config {f.name}={value}{who}: must be at least 1")
+    check = getattr(config, "validate", None)
+    if callable(check):
+        try:
+            check()
+        except (TypeError, ValueError) as exc:
+            raise ZooError(f"invalid config{who}: {exc}") from None
+    return config
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-def config_from_dict(cls: type, data: Mapping[str, Any]) -> Any:
+def config_from_dict(cls: type, data: Mapping[str, Any], method: str | None = None) -> Any:
     """Rebuild a config from a checkpoint's metadata; unknown keys are a ZooError."""
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ZooError(
-            f"checkpoint config has keys {', '.join(unknown)} that {cls.__name__} does not know; "
+            f"checkpoint config has keys {', '.join(unknown)} that {method or 'this method'} does not know; "
             "it was written by another version of this method"
         )
-    return apply_overrides(cls(), {k: v for k, v in data.items()})
+    return validate_config(apply_overrides(cls(), {k: v for k, v in data.items()}, method), method)
 
 
 def config_json(config: Any) -> str:

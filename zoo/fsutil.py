@@ -61,3 +61,50 @@ def file_sha256(path: str | os.PathLike) -> str:
                 h.update(chunk)
         _SHA_CACHE[key] = h.hexdigest()
     return _SHA_CACHE[key]
+
+
+# -- outputs of a command: never over an input, never over someone else's files ------------------
+def check_output_dir(out: str | os.PathLike, inputs: dict[str, str | os.PathLike | None], overwrite: bool = False, flag: str = "--out") -> Path:
+    """Refuse an output folder that is a file, that is, contains or lies inside one of
+    ``inputs`` (flag -> path), or that exists and is not empty without ``overwrite``."""
+    from zoo.errors import ZooError
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ZooError(f"{flag} {out}: an existing file, not a folder; give a folder path")
+    resolved = out.resolve()
+    for name, path in inputs.items():
+        if path is None:
+            continue
+        inp = Path(path).resolve()
+        if resolved == inp or inp in resolved.parents or resolved in inp.parents:
+            raise ZooError(f"{flag} {out} is, contains or lies inside the input {name} {path}; choose a folder outside the inputs")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ZooError(f"{flag} {out} exists and is not empty; choose a new folder, or pass --overwrite to replace the files this command writes")
+    return out
+
+
+@contextlib.contextmanager
+def removed_on_failure(*paths: str | os.PathLike) -> Iterator[None]:
+    """On an exception (not Ctrl-C), remove what the block created: a folder of ``paths``
+    that did not exist before is removed whole; in one that existed, the files that were
+    not there before are removed. Then the exception goes on."""
+    import shutil
+
+    snapshot: dict[Path, set[Path] | None] = {}
+    for p in map(Path, paths):
+        snapshot[p] = {f for f in p.rglob("*")} if p.is_dir() else (None if not p.exists() else set())
+    try:
+        yield
+    except Exception:
+        for p, before in snapshot.items():
+            if before is None:
+                if p.is_dir():
+                    shutil.rmtree(p, ignore_errors=True)
+                elif p.exists():
+                    p.unlink()
+            elif p.is_dir():
+                for f in sorted(p.rglob("*"), key=lambda x: len(x.parts), reverse=True):
+                    if f not in before:
+                        (shutil.rmtree(f, ignore_errors=True) if f.is_dir() else f.unlink(missing_ok=True))
+        raise

@@ -3,7 +3,10 @@ isolation of broken plugins.
 
 Built-in plugins and third-party ones are found the same way: through the ``zoo.plugins``
 entry-point group. The core's own defaults (the ``shapes`` dataset, mask kinds, metrics)
-are an ordinary plugin, :mod:`zoo.builtins`, registered under the name ``zoo``.
+are an ordinary plugin, :mod:`zoo.builtins`, found through its entry point ``zoo`` in the
+same group (so this module never imports it: the data, masks and metrics the built-in
+plugin declares look names up through this manager), and always loaded, whatever the
+allow-list says.
 
 A plugin that raises while importing or while declaring its methods is unregistered and
 listed by ``zoo plugins`` as ``broken`` with its error; everything else keeps working.
@@ -25,6 +28,7 @@ from zoo.spec import MethodSpec
 
 ENTRY_POINT_GROUP = "zoo.plugins"
 ALLOW_ENV = "ZOO_LOAD_PLUGINS"
+CORE_PLUGIN, CORE_MODULE = "zoo", "zoo.builtins"  # the core's own datasets, mask kinds, metrics
 
 
 @dataclass
@@ -64,13 +68,20 @@ class ZooPluginManager:
 
     # -- loading ------------------------------------------------------------------------
     def _load(self, entry_points: list[Any] | None) -> None:
-        from zoo import __version__, builtins
+        from zoo import __version__
 
-        self.pm.register(builtins, name="zoo")
-        self.infos["zoo"] = PluginInfo("zoo", __version__, "core", "ok", self._hooks_of("zoo"))
+        installed = list(metadata.entry_points(group=ENTRY_POINT_GROUP))
+        core = [ep for ep in installed if ep.name == CORE_PLUGIN and ep.value == CORE_MODULE]
+        try:
+            if not core:
+                raise ZooError(f"the core plugin's entry point ({CORE_PLUGIN} = {CORE_MODULE!r} in group {ENTRY_POINT_GROUP}) is not installed; reinstall inpaint-zoo (python -m pip install -e .)")
+            self.pm.register(core[0].load(), name=CORE_PLUGIN)
+            self.infos[CORE_PLUGIN] = PluginInfo(CORE_PLUGIN, __version__, "core", "ok", self._hooks_of(CORE_PLUGIN))
+        except Exception as exc:  # noqa: BLE001 - reported by `zoo plugins`
+            self.infos[CORE_PLUGIN] = PluginInfo(CORE_PLUGIN, __version__, "core", "broken", error=_one_line(exc))
 
-        eps = entry_points if entry_points is not None else metadata.entry_points(group=ENTRY_POINT_GROUP)
-        seen: set[tuple[str, str]] = set()
+        eps = entry_points if entry_points is not None else installed
+        seen: set[tuple[str, str]] = {(CORE_PLUGIN, CORE_MODULE)}
         for ep in sorted(eps, key=lambda e: e.name):
             if (ep.name, ep.value) in seen:  # the same distribution found twice on sys.path
                 continue

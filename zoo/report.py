@@ -20,6 +20,15 @@ import numpy as np
 
 from zoo.fsutil import atomic_path, write_text
 from zoo.metrics.scoring import ALL, bin_order
+from zoo.provenance import versions
+
+#: Folder of a report where each entry's predictions lie: ``OUT/predictions/<safe_label(label)>/``.
+PRED_DIR = "predictions"
+
+
+def safe_label(label: str) -> str:
+    """An entry label as a file or folder name."""
+    return "".join(c if c.isalnum() or c in "-_.@" else "_" for c in label)
 
 
 def _fmt(x: float | None, digits: int = 4) -> str:
@@ -69,8 +78,6 @@ def best_index(res, name: str, higher: bool, bin_label: str = ALL) -> int | None
 
 
 def results_dict(res, order: list[int], command: list[str] | None = None) -> dict[str, Any]:
-    from zoo.runner import versions
-
     manifest = {k: v for k, v in res.eval_set.manifest.items() if k != "items"}
     return {
         "eval_set": {"path": str(res.eval_set.root), **manifest},
@@ -203,7 +210,6 @@ def image_grid(res, path: Path, rows: int = 4) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from zoo.compare import PRED_DIR, _safe
     from zoo.imageio import load_image, tensor_to_uint8
 
     ev = res.eval_set
@@ -218,7 +224,7 @@ def image_grid(res, path: Path, rows: int = 4) -> bool:
         item = ev.items[i]
         gt, mask = ev.load(i)
         masked = gt * (1 - mask) + mask * 1.0  # hole shown white
-        tiles = [masked] + [load_image(res.out_dir / PRED_DIR / _safe(e.entry.label) / f"{item['name']}.png") for e in res.entries] + [gt]
+        tiles = [masked] + [load_image(res.out_dir / PRED_DIR / safe_label(e.entry.label) / f"{item['name']}.png") for e in res.entries] + [gt]
         for c, tile in enumerate(tiles):
             ax = axes[r][c]
             ax.imshow(tensor_to_uint8(tile))

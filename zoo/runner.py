@@ -5,9 +5,10 @@ The CLI only parses arguments and prints; notebooks and scripts call these direc
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-import platform
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,57 +17,22 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from zoo.checkpoint import CheckpointMeta, load_model, save_checkpoint
-from zoo.config import config_to_dict, resolve_config
+from zoo.checkpoint import load_model, load_state_strict, save_checkpoint
+from zoo.config import apply_overrides, config_from_dict, config_to_dict, resolve_config
+from zoo.data import open_data
+from zoo.device import get_device
 from zoo.errors import ZooError
-from zoo.fsutil import write_text
+from zoo.fsutil import check_output_dir, removed_on_failure, write_text
 from zoo.imageio import load_image, load_mask, pair_images_and_masks, save_image
+from zoo.inpaint import inpaint, sample_seed
 from zoo.plugins import get_manager
+from zoo.provenance import checkpoint_meta, dataset_manifest, versions
+from zoo.masks import mask_kind
 from zoo.spec import TrainContext
+from zoo.train import TrainOptions, options_dict
+from zoo.train.state import list_checkpoints, resolve_resume, run_dir_of
 
 MODEL_FILE = "model.safetensors"
-
-
-def checkpoint_meta(method: str, config: Any, preset: str, step: int, provenance: dict[str, Any]) -> CheckpointMeta:
-    info = get_manager().plugin_of(method)
-    return CheckpointMeta(
-        method=method,
-        config=config_to_dict(config),
-        preset=preset,
-        step=step,
-        plugin=info.name,
-        plugin_version=info.version,
-        provenance=provenance,
-    )
-
-
-def versions() -> dict[str, str]:
-    from zoo import __version__
-
-    return {
-        "zoo": __version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        **{f"plugin:{p.name}": p.version for p in get_manager().plugins() if p.status == "ok"},
-    }
-
-
-def dataset_manifest(data: str, dataset: Any, resolution: int, seed: int) -> dict[str, Any]:
-    """A hash that identifies the training data: for a folder, the sorted relative file
-    list with sizes; for a named dataset, its name, seed and resolution."""
-    import hashlib
-
-    h = hashlib.sha256()
-    path = Path(str(data))
-    files = getattr(dataset, "files", None)
-    if files is not None and path.is_dir():
-        root = Path(getattr(dataset, "root", path))
-        entries = sorted((Path(f).relative_to(root).as_posix(), Path(f).stat().st_size) for f in files)
-        for name, size in entries:
-            h.update(f"{name}\t{size}\n".encode())
-        return {"kind": "folder", "root": str(path.resolve()), "files": len(entries), "sha256": h.hexdigest()}
-    h.update(f"{data}|{seed}|{resolution}".encode())
-    return {"kind": "named", "name": str(data), "seed": seed, "resolution": resolution, "sha256": h.hexdigest()}
 
 
 def _is_main_process() -> bool:
@@ -86,8 +52,6 @@ def _seed_everything(seed: int) -> None:
 
 def _resume_settings(resume: str | Path, method: str) -> tuple[Path, dict[str, Any]]:
     """``--resume`` -> (checkpoint folder, the run.json of its run)."""
-    from zoo.train.state import resolve_resume, run_dir_of
-
     ckpt_dir = resolve_resume(resume)
     run_json = run_dir_of(ckpt_dir) / "run.json"
     if not run_json.is_file():
@@ -112,7 +76,7 @@ def _previous_commands(previous: dict[str, Any] | None) -> list[Any]:
 
 def train(
     method: str,
-    data: str,
+    data: str | None,
     preset: str | None = None,
     overrides: dict[str, Any] | None = None,
     steps: int | None = None,
@@ -128,13 +92,8 @@ def train(
     With ``options.resume`` (a run folder or a checkpoint folder) the run continues from
     that checkpoint with the settings stored in its ``run.json``; ``steps`` may extend it,
     and a DATA, preset, ``--set``, batch size, seed or mask kind that differs from the
-    stored one is refused."""
-    from zoo.config import config_from_dict
-    from zoo.data import open_data
-    from zoo.masks import mask_kind
-    from zoo.train import TrainOptions
-    from zoo.train.engine import options_dict
-
+    stored one is refused; ``data`` may then be None (the run's). A run that fails before its
+    first checkpoint removes the run folder it created."""
     manager = get_manager()
     spec = manager.method(method)
     if not spec.needs_training:
@@ -144,23 +103,22 @@ def train(
     if getattr(options, "resume", None):
         ckpt_dir, previous = _resume_settings(options.resume, method)
         options.resume = str(ckpt_dir)
-        from zoo.train.state import run_dir_of
-
         out_dir = out_dir or run_dir_of(ckpt_dir)
-        config = config_from_dict(spec.config, previous["config"])
+        config = config_from_dict(spec.config, previous["config"], method)
         preset = previous["preset"]
+        data = previous["data"] if data is None else data
         given = {"data": str(data), "batch_size": batch_size, "seed": seed, "masks": masks}
         for key, value in given.items():
             if value is not None and _setting(value) != _setting(previous.get(key)):
                 raise ZooError(f"--resume: the run used {key.replace('_', '-')} {previous.get(key)!r}, not {value!r}; drop the flag to keep the run's setting")
         if overrides:
-            from zoo.config import apply_overrides
-
-            if config_to_dict(apply_overrides(config, overrides)) != config_to_dict(config):
+            if config_to_dict(apply_overrides(config, overrides, method)) != config_to_dict(config):
                 raise ZooError("--resume: --set would change the run's config; start a new run instead")
         batch_size, seed, mask_name = int(previous["batch_size"]), int(previous["seed"]), previous["masks"]
         steps = int(steps if steps is not None else previous["steps"])
     else:
+        if data is None:
+            raise ZooError("--data is required: a folder of images or a dataset name (see `zoo data list`)")
         config, preset = resolve_config(spec, preset, overrides)
         seed = 0 if seed is None else int(seed)
         mask_name = masks or getattr(config, "train_masks", "box")
@@ -170,6 +128,8 @@ def train(
     resolution = int(getattr(config, "resolution", 64))
     if steps < 1 or batch_size < 1:
         raise ZooError("--steps and --batch-size must be at least 1")
+    # the stored config says how long the run is and with what batch (also after extending it)
+    config = dataclasses.replace(config, **{k: v for k, v in (("steps", steps), ("batch_size", batch_size)) if hasattr(config, k)})
     dataset = open_data(data, resolution=resolution, split="train", seed=seed)
     ctx = TrainContext(
         method=method,
@@ -189,6 +149,18 @@ def train(
     except ZooError:
         pass
     command = command or sys.argv
+    created = not ctx.out_dir.exists()
+    try:
+        return _train_run(manager, ctx, previous, dataset, resolution, mask_name, command)
+    except Exception:
+        if created and _is_main_process() and not list_checkpoints(ctx.out_dir):
+            shutil.rmtree(ctx.out_dir, ignore_errors=True)  # failed before anything worth keeping
+        raise
+
+
+def _train_run(manager: Any, ctx: TrainContext, previous: dict[str, Any] | None, dataset: Any, resolution: int, mask_name: str, command: list[str]) -> Path:
+    method, config, preset, data, seed, options = ctx.method, ctx.config, ctx.preset, ctx.data_name, ctx.seed, ctx.options
+    steps, batch_size = ctx.steps, ctx.batch_size
     if _is_main_process():
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
         run_info = {
@@ -239,23 +211,7 @@ class SampleReport:
     count: int
     out_dir: Path
     info: dict[str, Any] = field(default_factory=dict)
-
-
-def sample_seed(seed: int, sample_index: int, batch_start: int) -> int:
-    return (int(seed) * 1_000_003 + sample_index * 7_919 + batch_start) % (2**63)
-
-
-def inpaint(method: str, model: torch.nn.Module, config: Any, images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator):
-    """Call the method's sample hook on a batch and enforce the contract: same shape,
-    known pixels equal the input exactly."""
-    out = get_manager().hook.zoo_sample(method=method, model=model, config=config, images=images, masks=masks, generator=generator)
-    if out is None:
-        raise ZooError(f"no plugin samples method {method!r}")
-    pred = out.images
-    if pred.shape != images.shape:
-        raise RuntimeError(f"method {method!r} returned shape {tuple(pred.shape)} for input {tuple(images.shape)}")
-    composited = images * (1 - masks) + pred.to(images.dtype).clamp(-1, 1) * masks
-    return composited, out.info
+    notes: list[str] = field(default_factory=list)  # one-line notes for the user
 
 
 def sample_folder(
@@ -271,49 +227,69 @@ def sample_folder(
     mask_convention: str = "hole-white",
     device: str | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> SampleReport:
-    """Inpaint every image of a folder with the mask of the same name; write PNGs."""
-    from zoo.device import get_device
+    """Inpaint every image of a folder with the mask of the same name; write PNGs.
 
+    ``out_dir`` may not be, contain or lie inside ``images`` or ``masks``; an existing
+    non-empty ``out_dir`` needs ``overwrite`` (then only the files this call writes are
+    replaced). Everything is checked before the first file is written, and a call that fails
+    removes what it wrote."""
     if num_samples < 1:
         raise ZooError("--num-samples must be at least 1")
+    if batch_size < 1:
+        raise ZooError("--batch-size must be at least 1")
+    out_dir = check_output_dir(out_dir, {"--images": images, "--masks": masks}, overwrite)
     model, config = build_model(method, checkpoint, overrides)
     pairs = pair_images_and_masks(images, masks)
     dev = get_device(device)
     model.to(dev)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     images_root = Path(images)
     info_total: dict[str, Any] = {}
-    bar = tqdm(total=len(pairs) * num_samples, desc=f"sample {method}", disable=not progress, dynamic_ncols=True)
-    for k in range(num_samples):
-        for start in range(0, len(pairs), batch_size):
-            chunk = pairs[start : start + batch_size]
-            imgs, msks, names = [], [], []
-            for img_path, mask_path in chunk:
-                img = load_image(img_path)
-                mask = load_mask(mask_path, mask_convention)
-                if mask.shape[1:] != img.shape[1:]:
-                    raise ZooError(f"mask {mask_path} is {mask.shape[2]}x{mask.shape[1]} but image {img_path} is {img.shape[2]}x{img.shape[1]}")
-                imgs.append(img)
-                msks.append(mask)
-                names.append(img_path.relative_to(images_root).with_suffix(""))
-            for group in _same_size_groups(imgs):
-                x = torch.stack([imgs[i] for i in group]).to(dev)
-                m = torch.stack([msks[i] for i in group]).to(dev)
-                gen = torch.Generator(device="cpu").manual_seed(sample_seed(seed, k, start + group[0]))
-                with torch.no_grad():
-                    result, info = inpaint(method, model, config, x, m, gen)
-                for key, value in info.items():
-                    info_total[key] = value
-                for j, i in enumerate(group):
-                    name = names[i].as_posix() + (f"_s{k}" if num_samples > 1 else "")
-                    save_image(out_dir / f"{name}.png", result[j])
-                bar.update(len(group))
-                if "nfe" in info:
-                    bar.set_postfix(nfe=info["nfe"])
-    bar.close()
-    return SampleReport(count=len(pairs) * num_samples, out_dir=out_dir, info=info_total)
+    notes: list[str] = []
+    with removed_on_failure(out_dir), tqdm(total=len(pairs) * num_samples, desc=f"sample {method}", disable=not progress, dynamic_ncols=True) as bar:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for k in range(num_samples):
+            for start in range(0, len(pairs), batch_size):
+                chunk = pairs[start : start + batch_size]
+                imgs, msks, names = [], [], []
+                for img_path, mask_path in chunk:
+                    img = load_image(img_path)
+                    mask = load_mask(mask_path, mask_convention)
+                    if mask.shape[1:] != img.shape[1:]:
+                        raise ZooError(f"mask {mask_path} is {mask.shape[2]}x{mask.shape[1]} but image {img_path} is {img.shape[2]}x{img.shape[1]}")
+                    imgs.append(img)
+                    msks.append(mask)
+                    names.append(img_path.relative_to(images_root).with_suffix(""))
+                for group in _same_size_groups(imgs):
+                    x = torch.stack([imgs[i] for i in group]).to(dev)
+                    m = torch.stack([msks[i] for i in group]).to(dev)
+                    note = _resolution_note(method, config, x.shape[-2:])
+                    if note and note not in notes:
+                        notes.append(note)
+                    gen = torch.Generator(device="cpu").manual_seed(sample_seed(seed, k, start + group[0]))
+                    with torch.no_grad():
+                        result, info = inpaint(method, model, config, x, m, gen)
+                    for key, value in info.items():
+                        info_total[key] = value
+                    for j, i in enumerate(group):
+                        name = names[i].as_posix() + (f"_s{k}" if num_samples > 1 else "")
+                        save_image(out_dir / f"{name}.png", result[j])
+                    bar.update(len(group))
+                    if "nfe" in info:
+                        bar.set_postfix(nfe=info["nfe"])
+    return SampleReport(count=len(pairs) * num_samples, out_dir=out_dir, info=info_total, notes=notes)
+
+
+def _resolution_note(method: str, config: Any, size: Any) -> str | None:
+    """A one-line note when images differ from the resolution the model was trained at."""
+    trained = getattr(config, "resolution", None)
+    if not isinstance(trained, int) or get_manager().method(method).needs_training is False:
+        return None
+    h, w = int(size[0]), int(size[1])
+    if (h, w) == (trained, trained):
+        return None
+    return f"{method} was trained at {trained}x{trained}; some images are {w}x{h} (the model runs at their size)"
 
 
 def _same_size_groups(imgs: list[torch.Tensor]) -> list[list[int]]:
@@ -334,8 +310,6 @@ def import_checkpoint(method: str, source: str | Path, out: str | Path, preset: 
     if imported is None:
         raise ZooError(f"method {method!r} has no importer for official checkpoints")
     model = manager.hook.zoo_build_model(method=method, config=imported.config)
-    from zoo.checkpoint import load_state_strict
-
     load_state_strict(model, imported.state_dict, what=f"converted {source}")
     provenance = {"kind": "imported", "source": str(source), **imported.provenance}
     return save_checkpoint(out, model.state_dict(), checkpoint_meta(method, imported.config, imported.preset, 0, provenance))

@@ -5,7 +5,7 @@
 
 Without --folder it first writes COUNT SIZE x SIZE JPEGs (quality 95, from `shapes`) to a
 temporary folder. Then it reads them the way `zoo train` does: ``open_data(folder)`` ->
-``zoo.train.engine.TrainSamples`` (seeded permutation + a mask per sample) ->
+``zoo.train.samples.TrainSamples`` (seeded permutation + a mask per sample) ->
 ``torch.utils.data.DataLoader`` with WORKERS processes, and times IMAGES images after one
 warm-up batch (worker start-up excluded).
 """
@@ -34,7 +34,7 @@ def make_folder(folder: Path, count: int, size: int) -> None:
 def run(folder: Path, size: int, workers: int, batch_size: int, masks: str, images: int) -> dict:
     from zoo.data import open_data
     from zoo.masks import mask_kind
-    from zoo.train.engine import TrainSamples, _Positions
+    from zoo.train.samples import TrainSamples, _Positions
 
     samples = TrainSamples(open_data(str(folder), resolution=size), mask_kind(masks), seed=0)
     loader = torch.utils.data.DataLoader(samples, batch_size=batch_size, sampler=_Positions(0), num_workers=workers, persistent_workers=workers > 0)

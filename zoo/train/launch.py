@@ -4,9 +4,9 @@ The parent writes the resolved call (method, data, engine options, ...) to
 ``RUN/launch.json`` and runs accelerate's launcher (torchrun underneath) in a session of
 its own::
 
-    python -m zoo.train.launch --launcher RUN -- --multi_gpu --num_processes N ... -m zoo.train.launch RUN/launch.json
+    python -m zoo.train.launch --launcher RUN -- --multi_gpu --num_processes N ... -m zoo.worker RUN/launch.json
 
-Each process reads the file and calls :func:`zoo.runner.train`; accelerate sets up the
+Each process (:mod:`zoo.worker`) reads the file and calls :func:`zoo.runner.train`; accelerate sets up the
 process group: NCCL on GPUs, gloo with ``--device cpu``. For several machines call
 ``accelerate launch`` yourself with ``--num_machines``, ``--machine_rank`` and
 ``--main_process_ip``, then ``-m zoo_cli.main train ...`` (same flags, without
@@ -70,7 +70,7 @@ def launch(devices: int, train_kwargs: dict[str, Any], options: Any, run_dir: Pa
         "--multi_gpu", "--num_processes", str(devices), "--num_machines", "1",
         "--mixed_precision", "no", "--dynamo_backend", "no",
         "--main_process_port", str(free_port()),
-        "-m", "zoo.train.launch", str(spec),
+        "-m", "zoo.worker", str(spec),
     ]  # fmt: skip
     cmd = [sys.executable, "-m", "zoo.train.launch", "--launcher", str(run_dir), "--", *accelerate_args]
     env = dict(os.environ)
@@ -204,52 +204,8 @@ def _early_handler(signum, frame) -> None:
     PENDING.append(signum)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of each launched process (and, with ``--launcher``, of the launcher)."""
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "--launcher":
-        return launcher_main(argv[1], argv[3:] if len(argv) > 2 and argv[2] == "--" else argv[2:])
-    for sig in (signal.SIGINT, signal.SIGTERM):  # before anything slow: see PENDING
-        signal.signal(sig, _early_handler)
-    spec = json.loads(Path(argv[0]).read_text())
-    run_dir = Path(spec["train"]["out_dir"])
-    rank = int(os.environ.get("RANK", "0"))
-    write_text(run_dir / RESULTS / f"pid_{rank}", str(os.getpid()))  # signals can be forwarded now
-    code = 0
-    try:
-        import click
-
-        from zoo import runner
-        from zoo.errors import ZooError
-        from zoo.train import Interrupted, TrainOptions
-
-        options = TrainOptions(**spec["options"])
-        try:
-            path = runner.train(**spec["train"], options=options)
-            if rank == 0:
-                click.echo(f"checkpoint: {path}")
-        except Interrupted as exc:  # every process saved together: a clean exit
-            _record(run_dir, exc.exit_code, "Interrupted", str(exc))
-        except ZooError as exc:  # exit non-zero so that torchrun stops processes waiting for this one
-            _record(run_dir, 2, "Error", str(exc))
-            code = 2
-    except KeyboardInterrupt:  # a second signal: no checkpoint for the current step
-        _record(run_dir, 130, "Stopped", f"stopped at once by a second signal; the current step was not saved; continue from the last checkpoint with --resume {run_dir}")
-        code = 1
-    except BaseException:
-        if not [r for r in _records(run_dir / RESULTS, explaining=True) if r.get("rank") != rank]:
-            raise
-        code = 1  # a consequence of another process's recorded stop: stay quiet
-    finally:
-        import torch.distributed as dist
-
-        if code == 0 and dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
-    return code
-
-
-if __name__ == "__main__":
-    # run as `python -m zoo.train.launch`: be the module the engine imports too, so that
-    # it sees the signals recorded in PENDING
-    sys.modules.setdefault("zoo.train.launch", sys.modules["__main__"])
-    sys.exit(main())
+if __name__ == "__main__":  # the launcher: python -m zoo.train.launch --launcher RUN -- ACCELERATE_ARGS
+    argv = sys.argv[1:]
+    if not argv or argv[0] != "--launcher":
+        sys.exit("usage: python -m zoo.train.launch --launcher RUN -- ACCELERATE_ARGS")
+    sys.exit(launcher_main(argv[1], argv[3:] if len(argv) > 2 and argv[2] == "--" else argv[2:]))

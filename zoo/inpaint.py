@@ -1,0 +1,51 @@
+"""The one way the core calls a method's ``zoo_sample`` hook, and the contract it enforces.
+
+:func:`inpaint` is used by ``zoo sample``, ``zoo score METHOD``, ``zoo compare`` and the
+training engine's validation, so every method, built-in or third-party, gets the same
+guarantees:
+
+1. **the method never sees the hole**: hole pixels (mask 1) of the images are erased to
+   :data:`HOLE_VALUE` before the hook is called, so changing the hole content of an input
+   changes nothing in any output;
+2. the result has the input's shape, is clamped to [-1, 1], and is **composited**: known
+   pixels equal the input exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from zoo.errors import ZooError
+from zoo.plugins import get_manager
+
+#: What hole pixels are replaced with before a method sees them (mid-grey in [-1, 1]).
+HOLE_VALUE = 0.0
+
+
+def erase_holes(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """``images`` with every hole pixel (mask 1) set to :data:`HOLE_VALUE`; a new tensor."""
+    return torch.where(masks.bool().expand_as(images), torch.full_like(images, HOLE_VALUE), images)
+
+
+def sample_seed(seed: int, sample_index: int, batch_start: int) -> int:
+    """The generator seed of sample ``sample_index`` of the batch starting at image ``batch_start``."""
+    return (int(seed) * 1_000_003 + sample_index * 7_919 + batch_start) % (2**63)
+
+
+def inpaint(method: str, model: torch.nn.Module, config: Any, images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator):
+    """Call the method's sample hook on a batch; returns ``(composited images, info)``.
+
+    ``images`` (B, 3, H, W) in [-1, 1], ``masks`` (B, 1, H, W) with 1 = hole. The hook gets
+    the images with their holes erased; its output is checked for shape and composited
+    with the original known pixels."""
+    visible = erase_holes(images, masks)
+    out = get_manager().hook.zoo_sample(method=method, model=model, config=config, images=visible, masks=masks, generator=generator)
+    if out is None:
+        raise ZooError(f"no plugin samples method {method!r}")
+    pred = out.images
+    if pred.shape != images.shape:
+        raise RuntimeError(f"method {method!r} returned shape {tuple(pred.shape)} for input {tuple(images.shape)}")
+    composited = images * (1 - masks) + pred.to(images.dtype).clamp(-1, 1) * masks
+    return composited, out.info
