@@ -19,7 +19,8 @@ from zoo_cli.options import device_option, existing_dir, seed_option, set_option
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--mask-convention", type=click.Choice(["hole-white", "hole-black"]), default="hole-white", show_default=True, help="hole-black for RePaint/diffusers-style masks.")
 @device_option
-def sample_cmd(method, checkpoint, images, masks, out_dir, seed, num_samples, set_items, batch_size, mask_convention, device) -> None:
+@click.option("--overwrite", is_flag=True, help="Write into an existing non-empty --out (only the files this command writes are replaced).")
+def sample_cmd(method, checkpoint, images, masks, out_dir, seed, num_samples, set_items, batch_size, mask_convention, device, overwrite) -> None:
     """Inpaint every image in --images with the mask of the same name in --masks."""
     from zoo import runner
     from zoo.config import parse_set_options
@@ -36,8 +37,12 @@ def sample_cmd(method, checkpoint, images, masks, out_dir, seed, num_samples, se
         batch_size=batch_size,
         mask_convention=mask_convention,
         device=device,
+        overwrite=overwrite,
     )
-    extra = f", {report.info['nfe']} network calls per image" if "nfe" in report.info else ""
+    for note in report.notes:
+        click.echo(f"Note: {note}", err=True)
+    nfe = report.info.get("nfe")
+    extra = f", {nfe} network call{'s' if nfe != 1 else ''} per image" if nfe else ""
     click.echo(f"wrote {report.count} image(s) to {report.out_dir}{extra}")
 
 

@@ -12,7 +12,7 @@ from zoo_cli.options import device_option, set_option
 
 @click.command("train")
 @click.argument("method")
-@click.option("--data", required=True, help="A folder of images or a registered dataset name (e.g. shapes).")
+@click.option("--data", default=None, help="A folder of images or a registered dataset name (e.g. shapes); with --resume: the run's.")
 @click.option("--preset", default=None, help="Named preset (see `zoo info METHOD`).")
 @set_option
 @click.option("--steps", type=int, default=None, help="Optimizer steps (default: the preset's; with --resume: the run's, or more to extend it).")
@@ -123,15 +123,18 @@ def train_cmd(
 def _command_line(ctx: click.Context) -> list[str]:
     """The command as given, rebuilt from the parsed parameters (options left at their
     defaults are omitted), for RUN/run.json; the same in a shell and in-process."""
+    from click.core import ParameterSource
+
     line = ["zoo", ctx.info_name or "train"]
     for param in ctx.command.params:
         value = ctx.params.get(param.name)
         if isinstance(param, click.Argument):
             line.append(str(value))
-        elif value is not None and value != param.default and value != ():
+        elif ctx.get_parameter_source(param.name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT) and value is not None and value != ():
             flag = max(param.opts, key=len)
             if getattr(param, "is_flag", False):
-                line.append(flag)
+                if value:  # a flag given as off records nothing
+                    line.append(flag)
             else:
                 for v in value if getattr(param, "multiple", False) else [value]:
                     line += [flag, str(v)]

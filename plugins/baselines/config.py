@@ -5,11 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from zoo.config import require
+
 
 @dataclass
 class TeleaConfig:
     algorithm: Literal["telea", "ns"] = "telea"  # OpenCV INPAINT_TELEA or INPAINT_NS
     radius: int = 3  # neighbourhood radius in pixels
+
+    def validate(self) -> None:
+        require(self.radius >= 1, "radius", self.radius, "must be at least 1")
 
 
 TELEA_PRESETS = {
@@ -29,6 +34,12 @@ class ConvL1Config:
     steps: int = 2000  # default training length
     batch_size: int = 8  # default global batch
     train_masks: str = "box"  # mask kind drawn for training
+
+    def validate(self) -> None:
+        require(self.downsamplings >= 0, "downsamplings", self.downsamplings, "must be 0 or more")
+        require(len(self.dilations) > 0 and all(d >= 1 for d in self.dilations), "dilations", self.dilations, "needs at least one entry, each at least 1")
+        require(self.lr > 0, "lr", self.lr, "must be > 0")
+        require(self.hole_weight >= 0, "hole_weight", self.hole_weight, "must be 0 or more")
 
 
 CONV_L1_PRESETS = {

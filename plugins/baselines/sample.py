@@ -11,4 +11,4 @@ from zoo.spec import SampleOutput
 def sample(model: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor) -> SampleOutput:
     pred = model(images, masks)
     out = images * (1 - masks) + pred * masks
-    return SampleOutput(out, {"nfe": 1})
+    return SampleOutput(out, {"nfe": 1} if any(True for _ in model.parameters()) else {})  # telea runs no network

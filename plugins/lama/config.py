@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from zoo.config import require
+
 
 @dataclass
 class LamaConfig:
@@ -46,6 +48,14 @@ class LamaConfig:
     steps: int = 1_000_000  # 40 epochs x 25000 batches
     batch_size: int = 10  # per GPU in LaMa (trained on several GPUs)
     train_masks: str = "lama-train"  # LaMa's mixture of irregular strokes and boxes
+
+    def validate(self) -> None:
+        for name in ("ngf", "ndf", "max_features", "r1_every"):
+            require(getattr(self, name) >= 1, name, getattr(self, name), "must be at least 1")
+        require(self.n_downsampling >= 0, "n_downsampling", self.n_downsampling, "must be 0 or more")
+        require(0.0 <= self.ratio_g <= 1.0, "ratio_g", self.ratio_g, "must lie in [0, 1]")
+        require(self.lr_g > 0 and self.lr_d > 0, "lr_g/lr_d", (self.lr_g, self.lr_d), "must be > 0")
+        require(all(0.0 <= b < 1.0 for b in self.betas), "betas", self.betas, "each must lie in [0, 1)")
 
 
 LAMA_PRESETS = {

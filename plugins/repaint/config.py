@@ -50,6 +50,21 @@ class RepaintConfig:
         if self.t_T > self.diffusion_steps:
             raise ValueError(f"t_T ({self.t_T}) cannot exceed diffusion_steps ({self.diffusion_steps})")
 
+    def validate(self) -> None:
+        from zoo.config import require
+
+        for name in ("t_T", "jump_length", "jump_n_sample", "num_head_channels", "score_levels"):
+            require(getattr(self, name) >= 1, name, getattr(self, name), "must be at least 1")
+        require(len(self.channel_mult) > 0 and all(m >= 1 for m in self.channel_mult), "channel_mult", self.channel_mult, "needs at least one entry, each at least 1")
+        if self.backbone == "guided":
+            widths = [self.channels * m for m in self.channel_mult]
+            require(all(w % 32 == 0 for w in widths), "channels", self.channels, f"channels x channel_mult must be multiples of 32 (GroupNorm(32)); got {widths}")
+            down = 2 ** (len(self.channel_mult) - 1)
+            require(self.resolution % down == 0, "resolution", self.resolution, f"must be divisible by {down} (2 ** (levels - 1))")
+        require(0.0 < self.beta_start < self.beta_end < 1.0, "beta_start/beta_end", (self.beta_start, self.beta_end), "need 0 < beta_start < beta_end < 1")
+        require(self.eta >= 0, "eta", self.eta, "must be 0 or more")
+        require(self.lr > 0, "lr", self.lr, "must be > 0")
+
 
 #: Named sampling settings (``--set sampling=fast``). ``published``: the paper's schedule,
 #: 2,410 network calls; ``fast``: 235 calls, the best schedule within 241 calls in the
