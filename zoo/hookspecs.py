@@ -124,8 +124,10 @@ def zoo_sample(
 
     Receives the method name, the model from ``zoo_build_model`` with its weights loaded
     (in eval mode, on the device of ``images``), the resolved config, ``images`` (B, 3, H,
-    W) in [-1, 1], ``masks`` (B, 1, H, W) with 1 = hole, and a ``torch.Generator`` that is
-    the only source of randomness. Returns a :class:`zoo.SampleOutput` whose images are
+    W) in [-1, 1] **whose hole pixels the core has erased** (set to
+    :data:`zoo.inpaint.HOLE_VALUE`, 0: a method never sees the ground truth of the hole, so
+    changing it changes nothing in the output), ``masks`` (B, 1, H, W) with 1 = hole, and a
+    ``torch.Generator`` that is the only source of randomness. Returns a :class:`zoo.SampleOutput` whose images are
     composited (known pixels equal the input exactly) and whose ``info`` may carry notes
     such as ``nfe`` (network calls per image); ``None`` when the method is not this
     plugin's. First non-None result wins.
@@ -145,7 +147,9 @@ def zoo_score(
 
     Receives the method name, the loaded model, its config, ground-truth ``images``,
     ``masks`` (1 = hole) and the method's composited ``outputs`` for the same batch (all
-    (B, C, H, W), images in [-1, 1]). Returns a dict of named floats (for example a
+    (B, C, H, W), images in [-1, 1]). ``images`` are the *target* of a score (for example a
+    prior's likelihood of the true hole); a score that runs the model as an inpainter must
+    give it ``zoo.inpaint.erase_holes(images, masks)``, as ``zoo_sample`` gets. Returns a dict of named floats (for example a
     diffusion model's denoising loss on the hole), reported next to the shared metrics as
     ``METHOD/NAME``; ``None`` when the method is not this plugin's or adds nothing.
     First non-None result wins.
