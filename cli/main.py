@@ -2,12 +2,61 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import warnings
 
 import click
 
 from zoo import __version__
 from zoo.errors import ZooError
+
+
+def _say(line: str) -> None:
+    """One line on stderr that never shares a line with a progress bar."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(line, file=sys.stderr)
+
+
+def close_progress_bars() -> None:
+    """Close every open progress bar, so that what follows starts on a line of its own."""
+    from tqdm.auto import tqdm
+
+    bars = list(getattr(tqdm, "_instances", []))
+    for bar in bars:
+        bar.close()
+    if bars and not sys.stderr.isatty():
+        sys.stderr.write("\n")  # a bar closed with leave=False ends in a bare carriage return
+        sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def user_warnings():
+    """Python warnings as ``Warning: ...`` lines: the first of each kind when it happens (a
+    :class:`~zoo.errors.ZooWarning` names its kind; other warnings are their own kind), and
+    at the end how many of a kind there were when more than one. No source lines; library
+    deprecation notices are not shown. Open progress bars are closed first."""
+    counts: dict[str, int] = {}
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        kind = getattr(message, "kind", None) or str(message)
+        counts[kind] = counts.get(kind, 0) + 1
+        if counts[kind] == 1:
+            _say(f"Warning: {message}")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+            warnings.simplefilter("ignore", category)
+        warnings.showwarning = show
+        try:
+            yield
+        finally:
+            close_progress_bars()
+            for kind, n in counts.items():
+                if n > 1:
+                    _say(f"Warning: {kind}: {n} in all")
 
 
 class ZooGroup(click.Group):
@@ -17,7 +66,8 @@ class ZooGroup(click.Group):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
-            rv = super().main(args, prog_name or "zoo", complete_var, standalone_mode=False, **extra)
+            with user_warnings():
+                rv = super().main(args, prog_name or "zoo", complete_var, standalone_mode=False, **extra)
         except click.UsageError as exc:
             click.echo(f"Error: {exc.format_message()}", err=True)
             sys.exit(2)
@@ -40,6 +90,9 @@ class ZooGroup(click.Group):
 @click.version_option(__version__, "--version", prog_name="inpaint-zoo")
 def app() -> None:
     """inpaint-zoo: train, sample, score and compare image-inpainting methods."""
+    from zoo.registry import load_registry
+
+    load_registry()  # a broken registry (or $ZOO_REGISTRY) is reported by every command
 
 
 def _register() -> None:
@@ -51,7 +104,8 @@ def _register() -> None:
     try:
         from zoo.plugins import get_manager
 
-        get_manager().hook.zoo_register_commands(cli=app)
+        with user_warnings():  # e.g. a $ZOO_LOAD_PLUGINS name that matches no plugin
+            get_manager().hook.zoo_register_commands(cli=app)
     except Exception as exc:  # a plugin's command must not break the CLI
         click.echo(f"Warning: a plugin failed to add its commands ({type(exc).__name__}: {exc})", err=True)
 

@@ -19,6 +19,8 @@ def existing_dir(ctx: click.Context, param: click.Parameter, value):
 
     if value is None:
         return value
+    if Path(value).exists() and not Path(value).is_dir():
+        raise ZooError(f"{param.opts[0]} {value}: a file, not a folder; give the folder that holds the files")
     if not Path(value).is_dir():
         raise ZooError(f"{param.opts[0]} {value}: folder does not exist")
     return Path(value)

@@ -102,7 +102,7 @@ def test_overrides_are_parsed_by_field_type():
         (["flag=maybe"], "--set flag: expected true or false"),
         (["mode=medium"], "--set mode: invalid value 'medium'; valid choices: fast, slow"),
         (["dims=3"], "--set dims: expected a list"),
-        (["nope=1"], "unknown config key for Cfg 'nope'; valid choices: dims, flag, maybe, mode, n, name, x"),
+        (["nope=1"], "unknown config key for this method 'nope'; valid choices: dims, flag, maybe, mode, n, name, x"),
     ],
 )
 def test_bad_overrides(items, message):

@@ -22,10 +22,15 @@ def get_device(name: str | None = None) -> torch.device:
         raise ZooError(f"unknown device {name!r}; valid choices: {', '.join(DEVICES)}")
     if base == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    index = name.split(":", 1)[1] if ":" in name else None
+    if index is not None and (base not in ("cuda", "mps") or not index.isdigit()):
+        raise ZooError(f"unknown device {name!r}; valid choices: {', '.join(DEVICES)}, cuda:N")
     if base == "cuda" and not torch.cuda.is_available():
-        raise ZooError("device 'cuda' was asked for but no CUDA GPU is visible; use --device cpu")
+        raise ZooError(f"device {name!r} was asked for but no CUDA GPU is visible; use --device cpu")
+    if base == "cuda" and index is not None and int(index) >= torch.cuda.device_count():
+        raise ZooError(f"device {name!r} was asked for but only {torch.cuda.device_count()} CUDA GPU(s) are visible (cuda:0 ... cuda:{torch.cuda.device_count() - 1})")
     if base == "mps" and not torch.backends.mps.is_available():
-        raise ZooError("device 'mps' was asked for but is not available; use --device cpu")
+        raise ZooError(f"device {name!r} was asked for but is not available; use --device cpu")
     return torch.device(name)
 
 

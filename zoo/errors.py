@@ -19,3 +19,15 @@ def choices_error(what: str, value: object, valid: Iterable[object]) -> ZooError
     valid = sorted(str(v) for v in valid)
     listed = ", ".join(valid) if valid else "(none)"
     return ZooError(f"unknown {what} {value!r}; valid choices: {listed}")
+
+
+class ZooWarning(UserWarning):
+    """A warning about the user's data, grouped by ``kind`` when shown.
+
+    ``message`` is the whole line (it names the file); ``kind`` is the same for every file
+    with the same problem (``"masks that are not binary"``). The CLI prints the first warning
+    of a kind as ``Warning: MESSAGE`` and, at the end, how many of that kind there were."""
+
+    def __init__(self, message: str, kind: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind or message

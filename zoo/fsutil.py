@@ -19,15 +19,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
     try:
         yield tmp_path
+        usual_mode(tmp_path)  # mkstemp (and some writers, e.g. safetensors) make 0600
         with open(tmp_path, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def usual_mode(path: str | os.PathLike) -> None:
+    """Give a file or folder the mode the umask gives new ones (0644 / 0755 with umask 022)."""
+    os.chmod(path, (0o777 if Path(path).is_dir() else 0o666) & ~_umask())
 
 
 def _umask() -> int:

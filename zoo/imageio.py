@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from zoo.errors import ZooError, choices_error
+from zoo.errors import ZooError, ZooWarning, choices_error
 from zoo.fsutil import atomic_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -89,7 +89,7 @@ def mask_from_array(arr: np.ndarray, convention: str = "hole-white", name: str =
             arr = arr * 255.0
     binary = arr >= 128
     if not np.all((arr == 0) | (arr == 255)):
-        warnings.warn(f"{name} is not binary (values besides 0 and 255); thresholded at 128", stacklevel=2)
+        warnings.warn(ZooWarning(f"{name} is not binary (values besides 0 and 255); thresholded at 128", "masks that were not binary (thresholded at 128)"), stacklevel=2)
     if convention == "hole-black":
         binary = ~binary
     return torch.from_numpy(binary.astype(np.float32))[None]

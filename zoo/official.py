@@ -116,6 +116,8 @@ def load_official(path: str | Path) -> Any:
 
 def _reason(exc: BaseException) -> str:
     text = str(exc).splitlines()[0][:160] if str(exc) else ""
+    if "enforce fail" in text or "PytorchStreamReader" in text:  # torch's C++ zip reader
+        return "a zip archive that is not a PyTorch checkpoint; if it is a download, unpack it and give the checkpoint inside"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

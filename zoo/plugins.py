@@ -105,6 +105,14 @@ class ZooPluginManager:
                 self.infos[ep.name] = PluginInfo(ep.name, version, source, "broken", error=_one_line(exc))
                 continue
             self.infos[ep.name] = PluginInfo(ep.name, version, source, "ok", self._hooks_of(ep.name))
+        unknown = [n for n in (self._allow or []) if n not in self.infos]
+        if unknown:
+            import warnings
+
+            from zoo.errors import ZooWarning
+
+            names = ", ".join(sorted(n for n in self.infos if n != CORE_PLUGIN)) or "(none)"
+            warnings.warn(ZooWarning(f"{ALLOW_ENV}: no plugin named {', '.join(map(repr, unknown))}; valid names: {names}"), stacklevel=3)
 
     def register(self, plugin: object, name: str, version: str = "0", source: str = "test") -> None:
         """Register a plugin object directly (tests, notebooks)."""

@@ -85,8 +85,10 @@ def _require(mapping: Any, key: str, tp: type, where: str) -> Any:
 
 def parse_registry(data: Any) -> dict[str, RegistryEntry]:
     """Validate the parsed YAML; the first problem raises a ZooError naming its key."""
-    if not isinstance(data, dict) or not isinstance(data.get("methods"), dict):
+    if not isinstance(data, dict) or "methods" not in data:
         raise ZooError("registry: missing key methods (a mapping of method name -> entry)")
+    if not isinstance(data["methods"], dict):
+        raise ZooError(f"registry: methods must be a mapping of method name -> entry, got {type(data['methods']).__name__}")
     entries: dict[str, RegistryEntry] = {}
     for name, raw in data["methods"].items():
         where = f"methods.{name}"
@@ -167,7 +169,7 @@ def list_methods(pattern: str | None = None) -> list[MethodInfo]:
             paper=entry.paper,
             license=entry.license,
             presets=list(spec.presets) if spec else list(entry.presets),
-            available=spec is not None,
+            available=spec is not None and declared[name][1] == entry.plugin,
             in_registry=True,
             needs_training=spec.needs_training if spec else True,
             checkpoints=[c.__dict__ for c in entry.checkpoints],

@@ -239,9 +239,9 @@ def sample_folder(
         raise ZooError("--num-samples must be at least 1")
     if batch_size < 1:
         raise ZooError("--batch-size must be at least 1")
-    out_dir = check_output_dir(out_dir, {"--images": images, "--masks": masks}, overwrite)
     model, config = build_model(method, checkpoint, overrides)
     pairs = pair_images_and_masks(images, masks)
+    out_dir = check_output_dir(out_dir, {"--images": images, "--masks": masks}, overwrite)
     dev = get_device(device)
     model.to(dev)
     images_root = Path(images)

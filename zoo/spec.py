@@ -88,6 +88,9 @@ class MetricSpec:
     #: Called once before any sampling or scoring (load weights; raise ZooError early when
     #: a file is missing), so a long compare never fails at its last step.
     prepare: Callable[[], Any] | None = None
+    #: The values the metric can take, (low, high), None = unbounded; confidence intervals
+    #: are clipped to it (a t-interval of few images can otherwise leave it, e.g. SSIM > 1).
+    value_range: tuple[float | None, float | None] = (None, None)
 
 
 @dataclass(frozen=True)

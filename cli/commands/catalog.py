@@ -64,8 +64,10 @@ def info_cmd(method: str, as_json: bool) -> None:
     if info.available:
         for p, values in data["preset_values"].items():
             click.echo(f"    {p}: " + (", ".join(f"{k}={v}" for k, v in values.items()) or "(base values)"))
-        click.echo("  config fields (base defaults; --set key=value):")
-        print_table([(f["name"], f["type"], f["default"]) for f in data["config_fields"]], ["field", "type", "default"], indent="    ")
+        preset = data["default_preset"]
+        click.echo(f"  config fields (dataclass defaults, and the values of the default preset {preset}; --set key=value):")
+        rows = [(f["name"], f["type"], f["default"], r["default"]) for f, r in zip(data["config_fields"], data["resolved_default"])]
+        print_table(rows, ["field", "type", "default", f"preset {preset}"], indent="    ")
     if info.checkpoints:
         click.echo("  official checkpoints:")
         for c in info.checkpoints:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import warnings
 
 import click
 
@@ -21,15 +20,10 @@ convention_option = click.option(
 
 @contextlib.contextmanager
 def echo_warnings():
-    """Show Python warnings raised inside as one-line ``Warning: ...`` messages on stderr."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            yield
-        finally:
-            for w in caught:
-                if issubclass(w.category, (UserWarning, RuntimeWarning)):
-                    click.echo(f"Warning: {w.message}", err=True)
+    """Warnings inside are shown by the CLI's one handler (``zoo_cli.main.user_warnings``):
+    one ``Warning: ...`` line per kind, with a count at the end. Kept as a marker of the
+    commands that report data problems as warnings."""
+    yield
 
 
 @click.group("masks")

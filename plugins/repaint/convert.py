@@ -129,6 +129,13 @@ def import_diffusers(root: Path, preset: str | None) -> ImportedCheckpoint:
     unet_dir, sched_path = root / "unet", root / "scheduler" / "scheduler_config.json"
     if not (root / "model_index.json").is_file() or not (unet_dir / "config.json").is_file():
         raise ZooError(f"{root} is not a diffusers pipeline folder (needs model_index.json and unet/config.json)")
+    for name in ("model_index.json", "unet/config.json"):
+        try:
+            parsed = json.loads((root / name).read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ZooError(f"{root / name} is not valid JSON ({str(exc).splitlines()[0][:100]})") from None
+        if not isinstance(parsed, dict):
+            raise ZooError(f"{root / name} must hold a JSON object, not {type(parsed).__name__}")
     unet_cfg = json.loads((unet_dir / "config.json").read_text())
     if unet_cfg.get("_class_name", "UNet2DModel") != "UNet2DModel":
         raise ZooError(f"{root}: unet is a {unet_cfg['_class_name']}, only unconditional UNet2DModel priors are supported")

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from zoo.errors import ZooError, choices_error
+from zoo.errors import ZooError, ZooWarning, choices_error
 from zoo.imageio import list_images, to_rgb, uint8_to_tensor
 from zoo.data.shapes import ShapesDataset, render
 
@@ -89,7 +89,7 @@ class ImageFolderDataset(torch.utils.data.Dataset):
                     raise ZooError(f"cannot read image {path} ({type(exc).__name__}); stopped because of --strict") from None
                 if str(path) not in self.skipped:
                     self.skipped.add(str(path))
-                    warnings.warn(f"skipping unreadable image {path} ({type(exc).__name__}); {len(self.skipped)} skipped so far", stacklevel=2)
+                    warnings.warn(ZooWarning(f"skipping unreadable image {path} ({type(exc).__name__}); {len(self.skipped)} skipped so far", "unreadable images skipped"), stacklevel=2)
                 continue
             name = path.relative_to(self.root).with_suffix("").as_posix()
             return {"image": uint8_to_tensor(arr), "name": name}

@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from zoo.errors import ZooError
-from zoo.fsutil import write_text
+from zoo.fsutil import check_output_dir, removed_on_failure, write_text
 from zoo.imageio import load_image, load_mask, save_image, save_mask
 
 MANIFEST = "manifest.json"
@@ -106,6 +106,8 @@ def build_eval_set(
 
     if count < 1:
         raise ZooError("--count must be at least 1")
+    if resolution < 8:
+        raise ZooError(f"--size {resolution}: must be at least 8 pixels")
     if mask_convention not in MASK_CONVENTIONS:
         from zoo.errors import choices_error
 
@@ -118,70 +120,69 @@ def build_eval_set(
         raise ZooError(f"--count {count} is larger than the {n} images of {data} (split {split})")
     if mask_files is not None and count > len(mask_files):
         raise ZooError(f"--count {count} is larger than the {len(mask_files)} masks in {masks}")
-    out = Path(out_dir)
-    items = []
-    digest = hashlib.sha256()
-    seen: set[str] = set()
-    resized_count = 0
-    bar = tqdm(total=count, desc="eval set", disable=not progress)
-    j = 0
-    for i in range(count):
-        while True:  # a damaged image is skipped (the dataset returns the next readable one)
-            if j >= n:
-                raise ZooError(f"only {i} readable images in {data} (split {split}); asked for --count {count}")
-            item = dataset[j]
-            j += 1
-            source = str(item.get("name", j))
-            if source not in seen:
-                seen.add(source)
-                break
-        bar.update(1)
-        image = item["image"]
-        if mask_files is None:
-            mask = make_mask(kind, image.shape[1], image.shape[2], seed, i)
-        else:
-            mask = load_mask(mask_files[i], mask_convention)
-            if mask.shape[1:] != image.shape[1:] and resize_masks:
-                from zoo.masks import resize_nearest
+    out = check_output_dir(out_dir, {"--data": data if Path(str(data)).is_dir() else None, "--masks": masks if mask_files is not None else None}, overwrite=True)
+    with removed_on_failure(out), tqdm(total=count, desc="eval set", disable=not progress) as bar:
+        items = []
+        digest = hashlib.sha256()
+        seen: set[str] = set()
+        resized_count = 0
+        j = 0
+        for i in range(count):
+            while True:  # a damaged image is skipped (the dataset returns the next readable one)
+                if j >= n:
+                    raise ZooError(f"only {i} readable images in {data} (split {split}); asked for --count {count}")
+                item = dataset[j]
+                j += 1
+                source = str(item.get("name", j))
+                if source not in seen:
+                    seen.add(source)
+                    break
+            bar.update(1)
+            image = item["image"]
+            if mask_files is None:
+                mask = make_mask(kind, image.shape[1], image.shape[2], seed, i)
+            else:
+                mask = load_mask(mask_files[i], mask_convention)
+                if mask.shape[1:] != image.shape[1:] and resize_masks:
+                    from zoo.masks import resize_nearest
 
-                resized = resize_nearest(mask[0].numpy(), image.shape[1], image.shape[2])
-                mask = torch.from_numpy(np.ascontiguousarray(resized))[None]
-                resized_count += 1
-            if mask.shape[1:] != image.shape[1:]:
-                raise ZooError(
-                    f"mask {mask_files[i]} is {mask.shape[2]}x{mask.shape[1]} but the images are {image.shape[2]}x{image.shape[1]} (--size {resolution}); resize the masks or pick --size"
-                )
-        name = f"{i:06d}"
-        save_image(out / "images" / f"{name}.png", image)
-        save_mask(out / "masks" / f"{name}.png", mask)
-        ratio = float(mask.mean())
-        items.append({"name": name, "image": f"images/{name}.png", "mask": f"masks/{name}.png", "source": source, "hole_ratio": round(ratio, 6), "bin": hole_ratio_bin(ratio)})
-        digest.update((out / "images" / f"{name}.png").read_bytes())
-        digest.update((out / "masks" / f"{name}.png").read_bytes())
-    bar.close()
-    if resized_count:
-        import warnings
+                    resized = resize_nearest(mask[0].numpy(), image.shape[1], image.shape[2])
+                    mask = torch.from_numpy(np.ascontiguousarray(resized))[None]
+                    resized_count += 1
+                if mask.shape[1:] != image.shape[1:]:
+                    raise ZooError(
+                        f"mask {mask_files[i]} is {mask.shape[2]}x{mask.shape[1]} but the images are {image.shape[2]}x{image.shape[1]} (--size {resolution}); resize the masks or pick --size"
+                    )
+            name = f"{i:06d}"
+            save_image(out / "images" / f"{name}.png", image)
+            save_mask(out / "masks" / f"{name}.png", mask)
+            ratio = float(mask.mean())
+            items.append({"name": name, "image": f"images/{name}.png", "mask": f"masks/{name}.png", "source": source, "hole_ratio": round(ratio, 6), "bin": hole_ratio_bin(ratio)})
+            digest.update((out / "images" / f"{name}.png").read_bytes())
+            digest.update((out / "masks" / f"{name}.png").read_bytes())
+        if resized_count:
+            import warnings
 
-        warnings.warn(f"resized {resized_count} mask(s) to {resolution}x{resolution} (nearest neighbour)", stacklevel=2)
-    skipped = sorted(getattr(dataset, "skipped", ()))
-    manifest = {
-        "version": 1,
-        "data": str(data),
-        "split": split,
-        "masks": masks,
-        "mask_convention": mask_convention if mask_files is not None else "generated",
-        "count": count,
-        "seed": seed,
-        "resolution": resolution,
-        "bins": list(BIN_EDGES),
-        "bin_counts": bin_counts([it["hole_ratio"] for it in items]),
-        "skipped": skipped,
-        "resized_masks": resized_count,
-        "hash": digest.hexdigest(),
-        "items": items,
-    }
-    write_text(out / MANIFEST, json.dumps(manifest, indent=1))
-    return EvalSet(out, manifest)
+            warnings.warn(f"resized {resized_count} mask(s) to {resolution}x{resolution} (nearest neighbour)", stacklevel=2)
+        skipped = sorted(getattr(dataset, "skipped", ()))
+        manifest = {
+            "version": 1,
+            "data": str(data),
+            "split": split,
+            "masks": masks,
+            "mask_convention": mask_convention if mask_files is not None else "generated",
+            "count": count,
+            "seed": seed,
+            "resolution": resolution,
+            "bins": list(BIN_EDGES),
+            "bin_counts": bin_counts([it["hole_ratio"] for it in items]),
+            "skipped": skipped,
+            "resized_masks": resized_count,
+            "hash": digest.hexdigest(),
+            "items": items,
+        }
+        write_text(out / MANIFEST, json.dumps(manifest, indent=1))
+        return EvalSet(out, manifest)
 
 
 def bin_counts(ratios: list[float]) -> dict[str, int]:

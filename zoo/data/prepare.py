@@ -40,7 +40,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from zoo.errors import ZooError, choices_error
+from zoo.errors import ZooError, ZooWarning, choices_error
 from zoo.fsutil import atomic_path, write_text
 from zoo.imageio import list_images, to_rgb
 
@@ -269,7 +269,7 @@ def prepare(
                 if strict:
                     raise ZooError(f"cannot read image {source} ({type(res).__name__}); stopped because of --strict")
                 skipped.append(str(source))
-                warnings.warn(f"skipping unreadable image {source} ({type(res).__name__}); {len(skipped)} skipped so far", stacklevel=2)
+                warnings.warn(ZooWarning(f"skipping unreadable image {source} ({type(res).__name__}); {len(skipped)} skipped so far", "unreadable images skipped"), stacklevel=2)
             else:
                 results[source] = res
     if not results:

@@ -123,7 +123,7 @@ def write_dataset(name: str, count: int, size: int, seed: int, out_dir, split: s
 
     from zoo.data import open_data
     from zoo.errors import ZooError, choices_error
-    from zoo.fsutil import write_text
+    from zoo.fsutil import check_output_dir, removed_on_failure, write_text
     from zoo.imageio import save_image
 
     from zoo.data import dataset_names
@@ -137,12 +137,13 @@ def write_dataset(name: str, count: int, size: int, seed: int, out_dir, split: s
     dataset = open_data(name, resolution=size, split=split, seed=seed)
     if count > len(dataset):
         raise ZooError(f"--count {count} is larger than the {len(dataset)} images of {name}")
-    out = Path(out_dir)
+    out = check_output_dir(out_dir, {}, overwrite=True)
     files = []
-    for i in tqdm(range(count), desc=f"synth {name}", disable=not progress):
-        path = out / f"{i:06d}.png"
-        save_image(path, dataset[i]["image"])
-        files.append({"path": path.name, "index": i, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()})
-    manifest = {"version": 1, "dataset": name, "split": split, "seed": seed, "size": size, "count": count, "files": files}
-    write_text(out / "manifest.json", json.dumps(manifest, indent=1))
+    with removed_on_failure(out):
+        for i in tqdm(range(count), desc=f"synth {name}", disable=not progress):
+            path = out / f"{i:06d}.png"
+            save_image(path, dataset[i]["image"])
+            files.append({"path": path.name, "index": i, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()})
+        manifest = {"version": 1, "dataset": name, "split": split, "seed": seed, "size": size, "count": count, "files": files}
+        write_text(out / "manifest.json", json.dumps(manifest, indent=1))
     return manifest

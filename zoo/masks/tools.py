@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from zoo.errors import ZooError
-from zoo.fsutil import atomic_path, write_text
+from zoo.errors import ZooError, ZooWarning
+from zoo.fsutil import atomic_path, check_output_dir, removed_on_failure, write_text
 
 MANIFEST = "manifest.json"
 PERCENTILES = (5, 25, 50, 75, 95)
@@ -37,15 +37,16 @@ def generate_masks(kind: str, size: int, count: int, seed: int, out_dir: str | P
     if size < 8 or (height is not None and height < 8):
         raise ZooError("--size must be at least 8 pixels")
     h, w = (height or size), size
-    out = Path(out_dir)
+    out = check_output_dir(out_dir, {}, overwrite=True)
     items = []
-    for i in tqdm(range(count), desc=f"masks {kind}", disable=not progress):
-        arr = mask_array(spec, h, w, seed, i)
-        name = f"{i:06d}.png"
-        write_mask_png(out / name, arr)
-        items.append({"file": name, "index": i, "hole_ratio": round(float(arr.mean()), 6), "sha256": hashlib.sha256((out / name).read_bytes()).hexdigest()})
-    manifest = {"version": 1, "kind": kind, "description": spec.description, "height": h, "width": w, "count": count, "seed": seed, "convention": "hole-white", "items": items}
-    write_text(out / MANIFEST, json.dumps(manifest, indent=1))
+    with removed_on_failure(out):
+        for i in tqdm(range(count), desc=f"masks {kind}", disable=not progress):
+            arr = mask_array(spec, h, w, seed, i)
+            name = f"{i:06d}.png"
+            write_mask_png(out / name, arr)
+            items.append({"file": name, "index": i, "hole_ratio": round(float(arr.mean()), 6), "sha256": hashlib.sha256((out / name).read_bytes()).hexdigest()})
+        manifest = {"version": 1, "kind": kind, "description": spec.description, "height": h, "width": w, "count": count, "seed": seed, "convention": "hole-white", "items": items}
+        write_text(out / MANIFEST, json.dumps(manifest, indent=1))
     return manifest
 
 
@@ -89,7 +90,7 @@ def folder_stats(folder: str | Path, convention: str = "hole-white", progress: b
                 error = str(exc)
         if mask is None:
             unreadable += 1
-            warnings.warn(f"skipping unreadable mask: {error}", stacklevel=2)
+            warnings.warn(ZooWarning(f"skipping unreadable mask: {error}", "unreadable masks skipped"), stacklevel=2)
             continue
         nonbinary += any("not binary" in str(c.message) for c in caught)
         ratios.append(float(mask.mean()))

@@ -27,14 +27,14 @@ def _lpips_ready(net: str) -> None:
 
 
 BUILTIN_METRICS = [
-    MetricSpec("psnr", "PSNR (dB) on the whole image", True, psnr),
-    MetricSpec("psnr-hole", "PSNR (dB) over the hole only", True, psnr_hole, needs_mask=True),
-    MetricSpec("ssim", "SSIM (Gaussian window, sigma 1.5) on the whole image", True, ssim),
-    MetricSpec("ssim-hole", "SSIM map averaged over the hole only", True, ssim_hole, needs_mask=True),
-    MetricSpec("l1", "L1 on [0, 1] over the whole image", False, l1),
-    MetricSpec("l1-hole", "L1 on [0, 1] over the hole", False, l1_hole, needs_mask=True),
-    MetricSpec("lpips", "LPIPS v0.1, AlexNet backbone", False, lpips_alex, prepare=lambda: _lpips_ready("alex")),
-    MetricSpec("lpips-vgg", "LPIPS v0.1, VGG16 backbone", False, lpips_vgg, prepare=lambda: _lpips_ready("vgg")),
+    MetricSpec("psnr", "PSNR (dB) on the whole image", True, psnr, value_range=(0.0, None)),
+    MetricSpec("psnr-hole", "PSNR (dB) over the hole only", True, psnr_hole, needs_mask=True, value_range=(0.0, None)),
+    MetricSpec("ssim", "SSIM (Gaussian window, sigma 1.5) on the whole image", True, ssim, value_range=(-1.0, 1.0)),
+    MetricSpec("ssim-hole", "SSIM map averaged over the hole only", True, ssim_hole, needs_mask=True, value_range=(-1.0, 1.0)),
+    MetricSpec("l1", "L1 on [0, 1] over the whole image", False, l1, value_range=(0.0, 1.0)),
+    MetricSpec("l1-hole", "L1 on [0, 1] over the hole", False, l1_hole, needs_mask=True, value_range=(0.0, 1.0)),
+    MetricSpec("lpips", "LPIPS v0.1, AlexNet backbone", False, lpips_alex, prepare=lambda: _lpips_ready("alex"), value_range=(0.0, None)),
+    MetricSpec("lpips-vgg", "LPIPS v0.1, VGG16 backbone", False, lpips_vgg, prepare=lambda: _lpips_ready("vgg"), value_range=(0.0, None)),
     MetricSpec("fid", "Frechet Inception Distance (torch-fidelity)", False, _dist.fid, per_image=False,
                features="inception", min_count=STABLE_COUNT, min_count_reason=_WHY),
     MetricSpec("kid", "Kernel Inception Distance (torch-fidelity, subsets of min(1000, N))", False, _dist.kid,

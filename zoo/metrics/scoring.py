@@ -76,8 +76,9 @@ def pair_folders(pred_dir: str | Path, gt_dir: str | Path, mask_dir: str | Path 
 # --------------------------------------------------------------------------------------
 # Statistics
 # --------------------------------------------------------------------------------------
-def mean_ci(values: Sequence[float]) -> dict[str, Any]:
-    """Mean and Student-t 95 % interval of the finite values."""
+def mean_ci(values: Sequence[float], value_range: tuple[float | None, float | None] = (None, None)) -> dict[str, Any]:
+    """Mean and Student-t 95 % interval of the finite values, clipped to ``value_range``
+    (the values the metric can take)."""
     from scipy import stats
 
     v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=np.float64)
@@ -88,7 +89,16 @@ def mean_ci(values: Sequence[float]) -> dict[str, Any]:
     if n < 2:
         return {"value": mean, "ci_low": None, "ci_high": None, "n": 1}
     half = float(stats.t.ppf(0.975, n - 1) * v.std(ddof=1) / math.sqrt(n))
-    return {"value": mean, "ci_low": mean - half, "ci_high": mean + half, "n": n}
+    return {"value": mean, "ci_low": _clip(mean - half, value_range), "ci_high": _clip(mean + half, value_range), "n": n}
+
+
+def _clip(x: float, value_range: tuple[float | None, float | None]) -> float:
+    lo, hi = value_range
+    if lo is not None:
+        x = max(x, lo)
+    if hi is not None:
+        x = min(x, hi)
+    return x
 
 
 def _finite(x: float) -> float | None:
@@ -252,8 +262,8 @@ def score_folders(
     order = bin_order(result.bins)
     for spec in per_image:
         vals = values[spec.name]
-        entry = {**mean_ci(vals), "higher_is_better": spec.higher_is_better, "ci": "t", "description": spec.description}
-        entry["bins"] = {b: mean_ci([v for v, bb in zip(vals, result.bins) if bb == b]) for b in order}
+        entry = {**mean_ci(vals, spec.value_range), "higher_is_better": spec.higher_is_better, "ci": "t", "description": spec.description}
+        entry["bins"] = {b: mean_ci([v for v, bb in zip(vals, result.bins) if bb == b], spec.value_range) for b in order}
         result.metrics[spec.name] = entry
         result.per_image[spec.name] = vals
 

@@ -37,6 +37,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from zoo.errors import ZooError
+from zoo.fsutil import usual_mode
 
 STATE_FILE = "state.safetensors"
 MODEL_FILE = "model.safetensors"
@@ -110,8 +111,10 @@ def write_checkpoint(run_dir: Path, step: int, state: dict[str, Any], export: di
         save_file(tensors, str(tmp / STATE_FILE), metadata={META_KEY: json.dumps(tree)})
         save_file({k: v.detach().cpu().contiguous().clone() for k, v in export.items()}, str(tmp / MODEL_FILE), metadata=export_meta)
         for name in (STATE_FILE, MODEL_FILE):
+            usual_mode(tmp / name)  # mkdtemp and safetensors make 0700 / 0600
             with open(tmp / name, "rb") as fh:
                 os.fsync(fh.fileno())
+        usual_mode(tmp)
         old = None
         if final.exists():  # same step written again: move the old one aside, swap, then delete
             old = final.with_name(f".tmp-old-{final.name}")
