@@ -33,7 +33,7 @@ import torch
 from tqdm.auto import tqdm
 
 from zoo.errors import ZooError
-from zoo.fsutil import write_text
+from zoo.fsutil import check_output_dir, removed_on_failure, write_text
 from zoo.report import PRED_DIR, safe_label, write_report as _write
 from zoo.spec import MetricSpec
 
@@ -101,7 +101,8 @@ def resolve_entries(
         matching = [e for e in entries if e.method == name]
         if not matching:
             raise ZooError(f"--set {name}.…: method {name!r} is not compared here; compared: {', '.join(sorted({e.method for e in entries}))}")
-        for e in matching:
+        for e in matching:  # a bad key or value is an error now, before anything is written
+            _check_overrides(e, values)
             e.overrides = dict(values)
             e.label = f"{e.label}[{','.join(f'{k}={v}' for k, v in sorted(values.items()))}]"
     counts: dict[str, int] = {}
@@ -115,6 +116,19 @@ def resolve_entries(
     if dup:
         raise ZooError(f"{dup[0]!r} is listed twice; give each method or checkpoint once")
     return entries
+
+
+def _check_overrides(entry: Entry, values: dict[str, str]) -> None:
+    from zoo.checkpoint import read_meta
+    from zoo.config import apply_overrides, config_from_dict, resolve_config, validate_config
+    from zoo.plugins import get_manager
+
+    spec = get_manager().method(entry.method)
+    if entry.checkpoint is None:
+        resolve_config(spec, None, values)
+        return
+    config = config_from_dict(spec.config, read_meta(entry.checkpoint).config, entry.method)
+    validate_config(apply_overrides(config, values, entry.method), entry.method)
 
 
 # --------------------------------------------------------------------------------------
@@ -320,9 +334,10 @@ def run_compare(
     from zoo.metrics.scoring import preflight
 
     preflight(metrics, fid_weights)  # missing weights: stop now, not after hours of sampling
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    ev = prepare_eval_set(out, data, masks, count, size, seed, progress)
+    out = check_output_dir(out_dir, {"--data": data if data and Path(str(data)).is_dir() else None, "--masks": masks if Path(masks).is_dir() else None}, overwrite=True)
+    with removed_on_failure(out):  # a bad --data / --masks leaves no folder behind
+        out.mkdir(parents=True, exist_ok=True)
+        ev = prepare_eval_set(out, data, masks, count, size, seed, progress)
     results: list[EntryResult] = []
     warnings: list[str] = []
     for entry in entries:
