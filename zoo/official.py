@@ -91,7 +91,9 @@ def _dtype_names() -> set[str]:
 #: A module object with the interface ``torch.load(pickle_module=...)`` expects.
 restricted_pickle = types.ModuleType("zoo_restricted_pickle")
 restricted_pickle.Unpickler = RestrictedUnpickler  # type: ignore[attr-defined]
-restricted_pickle.load = pickle.load  # type: ignore[attr-defined]  # unused by torch's zip loader
+# torch's legacy (non-zip) loader reads its header with ``pickle_module.load``: that must be
+# restricted too, or a legacy-format file runs code before the tensors are even read
+restricted_pickle.load = lambda file, **kwargs: RestrictedUnpickler(file, **kwargs).load()  # type: ignore[attr-defined]
 restricted_pickle.__name__ = "zoo_restricted_pickle"
 
 

@@ -99,6 +99,7 @@ def train(
     if not spec.needs_training:
         raise ZooError(f"method {method!r} has nothing to train; use `zoo sample {method}` without --checkpoint")
     options = options or TrainOptions()
+    get_device(getattr(options, "device", None))  # an unknown or missing device: one line now
     previous: dict[str, Any] | None = None
     if getattr(options, "resume", None):
         ckpt_dir, previous = _resume_settings(options.resume, method)

@@ -63,7 +63,7 @@ def train_cmd(
 
     spec = get_manager().method(method)
     options = TrainOptions(
-        device=device or "auto",
+        device=device or os.environ.get("ZOO_DEVICE") or "auto",
         precision=precision,
         grad_accum=grad_accum,
         micro_batch=micro_batch,
