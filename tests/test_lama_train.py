@@ -153,7 +153,7 @@ def test_cli_train_sample_score(cli, image_folder, tmp_path):
     out = tmp_path / "out"
     result = cli("sample", "lama", "--checkpoint", ckpt, "--images", images, "--masks", masks, "--out", out)
     assert result.exit_code == 0, result.output
-    assert "1 network calls" in result.output
+    assert "1 network call per image" in result.output
     from zoo.imageio import load_image, load_mask
 
     for name in ("img0", "img1", "img2"):

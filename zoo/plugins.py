@@ -28,6 +28,8 @@ from zoo.spec import MethodSpec
 
 ENTRY_POINT_GROUP = "zoo.plugins"
 ALLOW_ENV = "ZOO_LOAD_PLUGINS"
+DISABLE_ENV = "ZOO_DISABLE_PLUGINS"
+TRACE_ENV = "ZOO_TRACE_HOOKS"
 CORE_PLUGIN, CORE_MODULE = "zoo", "zoo.builtins"  # the core's own datasets, mask kinds, metrics
 
 
@@ -58,13 +60,16 @@ class PluginInfo:
 class ZooPluginManager:
     """Loads plugins once and answers questions about them."""
 
-    def __init__(self, allow: list[str] | None = None, entry_points: list[Any] | None = None) -> None:
+    def __init__(self, allow: list[str] | None = None, entry_points: list[Any] | None = None, disable: list[str] | None = None, trace: bool = False) -> None:
         self.pm = pluggy.PluginManager("zoo")
         self.pm.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
         self._methods: dict[str, tuple[MethodSpec, str]] | None = None
         self._allow = allow
+        self._disable = list(disable or [])
         self._load(entry_points)
+        if trace:
+            self._trace()
 
     # -- loading ------------------------------------------------------------------------
     def _load(self, entry_points: list[Any] | None) -> None:
@@ -96,7 +101,10 @@ class ZooPluginManager:
             version = dist.version if dist is not None else "?"
             source = dist.metadata["Name"] if dist is not None else "?"
             if self._allow is not None and ep.name not in self._allow:
-                self.infos[ep.name] = PluginInfo(ep.name, version, source, "disabled")
+                self.infos[ep.name] = PluginInfo(ep.name, version, source, "disabled", error=f"not in ${ALLOW_ENV}")
+                continue
+            if ep.name in self._disable:
+                self.infos[ep.name] = PluginInfo(ep.name, version, source, "disabled", error=f"in ${DISABLE_ENV}")
                 continue
             try:
                 module = ep.load()
@@ -105,14 +113,39 @@ class ZooPluginManager:
                 self.infos[ep.name] = PluginInfo(ep.name, version, source, "broken", error=_one_line(exc))
                 continue
             self.infos[ep.name] = PluginInfo(ep.name, version, source, "ok", self._hooks_of(ep.name))
-        unknown = [n for n in (self._allow or []) if n not in self.infos]
-        if unknown:
+        if self._allow == []:
             import warnings
 
             from zoo.errors import ZooWarning
 
-            names = ", ".join(sorted(n for n in self.infos if n != CORE_PLUGIN)) or "(none)"
-            warnings.warn(ZooWarning(f"{ALLOW_ENV}: no plugin named {', '.join(map(repr, unknown))}; valid names: {names}"), stacklevel=3)
+            warnings.warn(ZooWarning(f"{ALLOW_ENV} is set but empty: only the core plugin is loaded (unset it to load all)"), stacklevel=3)
+        for env, names in ((ALLOW_ENV, self._allow or []), (DISABLE_ENV, self._disable)):
+            unknown = [n for n in names if n not in self.infos]
+            if unknown:
+                import warnings
+
+                from zoo.errors import ZooWarning
+
+                valid = ", ".join(sorted(n for n in self.infos if n != CORE_PLUGIN)) or "(none)"
+                warnings.warn(ZooWarning(f"{env}: no plugin named {', '.join(map(repr, unknown))}; valid names: {valid}"), stacklevel=3)
+
+    def _trace(self) -> None:
+        """Log every hook call and what it returned to stderr (``$ZOO_TRACE_HOOKS=1``)."""
+        import sys
+
+        def before(hook_name, hook_impls, kwargs):
+            shown = {k: (v if isinstance(v, (str, int, float, bool, type(None))) else type(v).__name__) for k, v in kwargs.items()}
+            print(f"[hook] {hook_name}({shown}) -> plugins {[i.plugin_name for i in hook_impls]}", file=sys.stderr)
+
+        def after(outcome, hook_name, hook_impls, kwargs):
+            try:
+                result = outcome.get_result()
+            except BaseException as exc:  # noqa: BLE001 - shown, then re-raised by pluggy
+                print(f"[hook] {hook_name} raised {type(exc).__name__}: {exc}", file=sys.stderr)
+                return
+            print(f"[hook] {hook_name} returned {type(result).__name__}", file=sys.stderr)
+
+        self.pm.add_hookcall_monitoring(before, after)
 
     def register(self, plugin: object, name: str, version: str = "0", source: str = "test") -> None:
         """Register a plugin object directly (tests, notebooks)."""
@@ -169,8 +202,17 @@ class ZooPluginManager:
         """The spec of one method, or a ZooError listing the valid names."""
         methods = self.methods()
         if name not in methods:
-            raise choices_error("method", name, methods)
+            err = choices_error("method", name, methods)
+            missing = self.not_loaded()
+            if missing:  # its plugin may be the one that failed or was switched off
+                err = ZooError(f"{err}; not loaded: {'; '.join(missing)} (see `zoo plugins`)")
+            raise err
         return methods[name][0]
+
+    def not_loaded(self) -> list[str]:
+        """``"NAME (broken: ERROR)"`` / ``"NAME (disabled: WHY)"`` for every plugin not loaded."""
+        self.methods()
+        return [f"{p.name} ({p.status}: {p.error})" if p.error else f"{p.name} ({p.status})" for p in self.infos.values() if p.status != "ok"]
 
     def plugin_of(self, method: str) -> PluginInfo:
         self.method(method)
@@ -203,7 +245,8 @@ def get_manager() -> ZooPluginManager:
     """The process-wide plugin manager (created on first use)."""
     global _MANAGER
     if _MANAGER is None:
-        _MANAGER = ZooPluginManager(allow=allow_list())
+        disable = [p.strip() for p in os.environ.get(DISABLE_ENV, "").split(",") if p.strip()]
+        _MANAGER = ZooPluginManager(allow=allow_list(), disable=disable, trace=os.environ.get(TRACE_ENV, "") not in ("", "0"))
     return _MANAGER
 
 

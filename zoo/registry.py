@@ -63,6 +63,8 @@ class MethodInfo:
     in_registry: bool
     needs_training: bool = True
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    #: Why an unavailable method is unavailable (its plugin is broken, disabled or not installed).
+    reason: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -157,7 +159,8 @@ def list_methods(pattern: str | None = None) -> list[MethodInfo]:
     from zoo.plugins import get_manager
 
     registry = load_registry()
-    declared = get_manager().methods()
+    manager = get_manager()
+    declared = manager.methods()
     rows: dict[str, MethodInfo] = {}
     for name, entry in registry.items():
         spec = declared.get(name, (None, None))[0]
@@ -173,6 +176,7 @@ def list_methods(pattern: str | None = None) -> list[MethodInfo]:
             in_registry=True,
             needs_training=spec.needs_training if spec else True,
             checkpoints=[c.__dict__ for c in entry.checkpoints],
+            reason=_unavailable_reason(manager, entry.plugin, declared.get(name)),
         )
     for name, (spec, plugin) in declared.items():
         if name in rows:
@@ -193,6 +197,17 @@ def list_methods(pattern: str | None = None) -> list[MethodInfo]:
     if pattern:
         names = [n for n in names if fnmatch.fnmatch(n, pattern)]
     return [rows[n] for n in names]
+
+
+def _unavailable_reason(manager: Any, plugin: str, declared: Any) -> str:
+    if declared is not None and declared[1] == plugin:
+        return ""
+    if declared is not None:
+        return f"declared by plugin {declared[1]!r}, not {plugin!r} as the registry says"
+    info = manager.infos.get(plugin)
+    if info is None:
+        return f"plugin {plugin!r} is not installed"
+    return f"plugin {plugin!r} is {info.status}" + (f": {info.error}" if info.error else "")
 
 
 def method_info(name: str) -> MethodInfo:

@@ -28,11 +28,19 @@ def list_cmd(pattern: str | None, as_json: bool) -> None:
     """List methods (registry and plugins); PATTERN filters with wildcards, e.g. 'conv*'."""
     from zoo.registry import list_methods
 
+    import warnings
+
+    from zoo.errors import ZooWarning
+    from zoo.plugins import get_manager
+
     methods = list_methods(pattern)
+    for p in get_manager().plugins():
+        if p.status == "broken":
+            warnings.warn(ZooWarning(f"plugin {p.name!r} ({p.source} {p.version}) failed to load: {p.error}; its methods are missing"))
     if as_json:
         print_json([m.as_dict() for m in methods])
         return
-    rows = [(m.name, m.family, m.plugin, "yes" if m.available else "no (plugin not loaded)", ",".join(m.presets), m.summary) for m in methods]
+    rows = [(m.name, m.family, m.plugin, "yes" if m.available else f"no ({m.reason})", ",".join(m.presets), m.summary) for m in methods]
     print_table(rows, ["method", "family", "plugin", "available", "presets", "summary"])
 
 
@@ -56,7 +64,7 @@ def info_cmd(method: str, as_json: bool) -> None:
     if as_json:
         print_json(data)
         return
-    click.echo(f"{info.name}  ({info.family}, plugin {info.plugin}{'' if info.available else ', NOT LOADED'})")
+    click.echo(f"{info.name}  ({info.family}, plugin {info.plugin}{'' if info.available else f', NOT LOADED: {info.reason}'})")
     click.echo(f"  {info.summary}")
     click.echo(f"  paper:   {info.paper}")
     click.echo(f"  license: {info.license}")
@@ -66,8 +74,9 @@ def info_cmd(method: str, as_json: bool) -> None:
             click.echo(f"    {p}: " + (", ".join(f"{k}={v}" for k, v in values.items()) or "(base values)"))
         preset = data["default_preset"]
         click.echo(f"  config fields (dataclass defaults, and the values of the default preset {preset}; --set key=value):")
-        rows = [(f["name"], f["type"], f["default"], r["default"]) for f, r in zip(data["config_fields"], data["resolved_default"])]
-        print_table(rows, ["field", "type", "default", f"preset {preset}"], indent="    ")
+        rows = [(f["name"], f["type"], f["default"], r["default"]) + ((f["help"],) if any(x["help"] for x in data["config_fields"]) else ()) for f, r in zip(data["config_fields"], data["resolved_default"])]
+        helps = ["help"] if any(x["help"] for x in data["config_fields"]) else []
+        print_table(rows, ["field", "type", "default", f"preset {preset}", *helps], indent="    ")
     if info.checkpoints:
         click.echo("  official checkpoints:")
         for c in info.checkpoints:
