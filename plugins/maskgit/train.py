@@ -268,15 +268,22 @@ def train(ctx: TrainContext) -> TrainResult:
     run = Path(ctx.out_dir)
     steps = stage_steps(cfg, ctx.steps)
     options = ctx.options or TrainOptions()
-    if _main():
-        _write_json(run / "stages.json", {"method": "maskgit", "tokenizer_from": cfg.tokenizer or None,
-                                          "stages": [{"name": s, "steps": steps[s], "folder": s} for s in cfg.stages]})
-    # on --resume: continue the last stage that saved a checkpoint; earlier ones are done (its
-    # checkpoint holds the whole model, tokenizer included)
+    # on --resume: continue the last stage that saved a checkpoint; the earlier ones are done
+    # (that checkpoint holds the whole model, tokenizer included) and keep the steps they ran
     from zoo.train.state import list_checkpoints
 
     latest = {s: list_checkpoints(run / s) for s in cfg.stages}
     resume_at = max((i for i, s in enumerate(cfg.stages) if latest[s]), default=-1) if options.resume else -1
+    if resume_at > 0:
+        for s in cfg.stages[:resume_at]:
+            steps[s] = int(latest[s][-1].name.split("_")[-1]) if latest[s] else steps[s]
+        ran = sum(steps[s] for s in cfg.stages[:resume_at])
+        if ctx.steps - ran < 1:
+            raise ZooError(f"maskgit: --steps {ctx.steps} leaves no step for the {cfg.stages[resume_at]} stage (earlier stages ran {ran})")
+        steps[cfg.stages[resume_at]] = ctx.steps - ran
+    if _main():
+        _write_json(run / "stages.json", {"method": "maskgit", "tokenizer_from": cfg.tokenizer or None,
+                                          "stages": [{"name": s, "steps": steps[s], "folder": s} for s in cfg.stages]})
     result, done = None, 0
     for i, stage in enumerate(cfg.stages):
         if i < resume_at:
