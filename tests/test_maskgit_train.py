@@ -100,3 +100,24 @@ def test_diffusers_vqmodel_folder_as_tokenizer(cli, tmp_path, image_folder):
     assert r.exit_code == 0, r.output
     r = cli("train", "maskgit", "--data", "shapes", "--preset", "tiny", "--set", f"tokenizer={tmp_path / 'nothing'}", "--steps", "2", "--out", tmp_path / "bad")
     assert r.exit_code == 2 and "neither a diffusers VQModel folder" in r.output and r.output.strip().count("\n") == 0
+
+
+def test_resume_finds_stage_folders(tmp_path):
+    from zoo.train.state import resolve_resume, run_dir_of
+
+    run = tmp_path / "run"
+    for i, stage in enumerate(("tokenizer", "transformer")):
+        (run / stage).mkdir(parents=True)
+        (run / stage / "stage.json").write_text(json.dumps({"stage": stage, "index": i}))
+    for step in (2, 4):
+        (run / "tokenizer/checkpoints" / f"step_{step:07d}").mkdir(parents=True)
+        (run / "tokenizer/checkpoints" / f"step_{step:07d}" / "state.safetensors").write_bytes(b"")
+    assert resolve_resume(run) == run / "tokenizer/checkpoints/step_0000004"
+    (run / "transformer/checkpoints/step_0000001").mkdir(parents=True)
+    (run / "transformer/checkpoints/step_0000001/state.safetensors").write_bytes(b"")
+    assert resolve_resume(run) == run / "transformer/checkpoints/step_0000001"  # the last stage with a checkpoint
+    assert resolve_resume(run / "tokenizer") == run / "tokenizer/checkpoints/step_0000004"
+    assert run_dir_of(run / "tokenizer/checkpoints/step_0000004") == run
+    assert run_dir_of(run / "transformer") == run
+    plain = tmp_path / "plain/checkpoints/step_0000001"  # single-stage runs are unchanged
+    assert run_dir_of(plain) == tmp_path / "plain"

@@ -37,6 +37,11 @@ from zoo_plugins.maskgit.schedules import masked_count
 from zoo.train.state import STAGE_MARKER as STAGE_FILE  # maps RUN/<stage>/ back to RUN on --resume
 
 
+#: the stages share one model: stage 2 calls the tokenizer outside its forward (encode and
+#: codebook lookup), which a tokenizer sharded in stage 1 cannot serve
+FSDP_REFUSAL = "maskgit cannot train with --strategy fsdp (its two stages share one model and stage 2 reads the tokenizer outside its forward); use --strategy ddp"
+
+
 # -- the stage-2 loss, as functions the tests call directly ------------------------------------
 def random_token_mask(batch: int, n: int, schedule: str, generator: torch.Generator | None = None, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """r ~ U(0, 1) per image; ceil(gamma(r) * n) tokens chosen uniformly -> (masked (B, n) bool, r (B,))."""
@@ -68,7 +73,7 @@ class TokenizerTask(TrainTask):
             self.lpips.to(device)
 
     def fsdp_roots(self):
-        return [self.model.tokenizer, self.model.discriminator]
+        raise ZooError(FSDP_REFUSAL)
 
     def optimizers(self):
         c = self.config
@@ -130,7 +135,7 @@ class TransformerTask(TrainTask):
         model.discriminator.requires_grad_(False)
 
     def fsdp_roots(self):
-        return [self.model.transformer]
+        raise ZooError(FSDP_REFUSAL)
 
     def optimizers(self):
         c = self.config
