@@ -183,3 +183,39 @@ def test_bad_config_is_one_line(override, message):
     with pytest.raises(ZooError) as err:
         tiny(**override).validate()
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_tokenizer_stage_learns_and_gan_starts_after_warmup():
+    from zoo_plugins.maskgit.train import TokenizerTask
+
+    cfg = tiny(disc_start=3)
+    torch.manual_seed(0)
+    model = MaskGIT(cfg).train()
+    task = TokenizerTask(model, cfg)
+    opts = task.optimizers()
+    batch = {"image": shapes_batch(2), "mask": torch.zeros(2, 1, 32, 32)}
+    d0, logs0 = task.d_loss(batch, 0)
+    assert float(d0.detach()) == 0.0 and "g_adv" not in task.vq_loss(batch, 0)[1]  # warm-up: no GAN terms
+    assert "d_hinge" in task.d_loss(batch, 3)[1] and "g_adv" in task.vq_loss(batch, 3)[1]
+    first = None
+    for step in range(40):
+        loss, logs = task.vq_loss(batch, 0)
+        opts["tokenizer"].zero_grad()
+        loss.backward()
+        opts["tokenizer"].step()
+        first = first if first is not None else logs["rec_l1"]
+    assert logs["rec_l1"] < 0.85 * first, (first, logs)
+
+
+def test_perceptual_loss_without_its_weights_is_one_line(monkeypatch):
+    from zoo.metrics.weights import hub_checkpoint
+    from zoo.metrics.perceptual import backbone_url
+    from zoo_plugins.maskgit.train import TokenizerTask
+
+    if hub_checkpoint(backbone_url("alex")).is_file():
+        pytest.skip("the LPIPS backbone is present here")
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    cfg = tiny(perceptual_weight=0.1)
+    with pytest.raises(ZooError, match="alexnet") as err:
+        TokenizerTask(MaskGIT(cfg), cfg)
+    assert "\n" not in str(err.value)
