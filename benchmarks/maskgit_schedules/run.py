@@ -97,9 +97,12 @@ def main() -> None:
     with torch.no_grad():
         s = score(model, config, images, holes)
         ceiling = hole_psnr(images * (1 - holes) + model.reconstruct(images).clamp(-1, 1) * holes, images, holes)
+        known_mean = (erased.sum((2, 3), keepdim=True) / (1 - holes).sum((2, 3), keepdim=True)).expand_as(images)
+        mean_fill = hole_psnr(images * (1 - holes) + known_mean * holes, images, holes)  # a trivial reference
     results = {"model": str(ckpt.parent.name), "model_overrides": MODEL, "batch_size": BATCH, "count": len(ev),
                "train_seconds": (ckpt.parent / "train_seconds.txt").read_text().strip() if (ckpt.parent / "train_seconds.txt").is_file() else None,
-               "score_hook": s, "tokenizer_hole_psnr_ceiling": round(float(ceiling.mean()), 4), "lpips": lp is not None, "rows": []}
+               "score_hook": s, "tokenizer_hole_psnr_ceiling": round(float(ceiling.mean()), 4),
+               "mean_fill_hole_psnr": round(float(mean_fill.mean()), 4), "lpips": lp is not None, "rows": []}
     print("score hook", s, "ceiling", float(ceiling.mean()), flush=True)
     runs = [(sch, T) for sch in SCHEDULES for T in ITERS] + [("cosine", 1)]
     for sch, T in runs:
@@ -146,7 +149,7 @@ def report(out_json: Path) -> None:
         lines.append(f"| {sch} | {T} | {rows[0]['nfe']} | {mean:.2f} | {diff} |{lp}")
     head = (f"{res['count']} eval images (shapes test split, box masks, seed 0, 32 px), mean over sampling seeds "
             f"{sorted({r['seed'] for r in res['rows']})}; tokenizer ceiling (hole filled with the tokenizer's reconstruction of the ground truth): "
-            f"{res['tokenizer_hole_psnr_ceiling']:.2f} dB; score hook: " + ", ".join(f"{k} {v:.3f}" for k, v in res["score_hook"].items()))
+            f"{res['tokenizer_hole_psnr_ceiling']:.2f} dB; filling the hole with the mean colour of the known pixels: {res.get('mean_fill_hole_psnr', float('nan')):.2f} dB; score hook: " + ", ".join(f"{k} {v:.3f}" for k, v in res["score_hook"].items()))
     text = head + "\n\n" + "\n".join(lines) + "\n"
     out_json.with_suffix(".md").write_text(text)
     print(text)
