@@ -188,14 +188,3 @@ class MaskGIT(nn.Module):
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         return self.decode_tokens(self.encode_tokens(images))
-
-
-def num_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def token_grid(cfg: MaskGITConfig) -> int:
-    return cfg.resolution // cfg.downsample
-
-
-
