@@ -121,3 +121,35 @@ def test_resume_finds_stage_folders(tmp_path):
     assert run_dir_of(run / "transformer") == run
     plain = tmp_path / "plain/checkpoints/step_0000001"  # single-stage runs are unchanged
     assert run_dir_of(plain) == tmp_path / "plain"
+
+
+def test_sigint_in_stage_one_then_resume_the_run(cli, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run, out = tmp_path / "run", tmp_path / "out.txt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    args = ["train", "maskgit", "--data", "shapes", "--preset", "tiny", "--steps", "800", "--batch-size", "2", "--no-tensorboard", "--out", str(run)]
+    with open(out, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "zoo_cli.main", *args], stdout=fh, stderr=subprocess.STDOUT, env=env)
+    log = run / "tokenizer" / "log.jsonl"
+    end = time.time() + 120
+    while not (log.is_file() and log.read_text().strip()):
+        assert proc.poll() is None and time.time() < end, out.read_text()[-2000:]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    text = out.read_text()
+    assert f"--resume {run / 'tokenizer'}" in text and "Traceback" not in text
+    step = [json.loads(line) for line in (run / "tokenizer/events.jsonl").read_text().splitlines() if '"interrupted"' in line][0]["step"]
+    assert 1 <= step < 400 and not (run / "model.safetensors").exists() and not (run / "transformer").exists()
+    # the printed folder and the run folder both resume; the tokenizer continues, then stage 2 runs
+    r = cli("train", "maskgit", "--data", "shapes", "--resume", run / "tokenizer", "--steps", 2 * step + 2, "--no-tensorboard")
+    assert r.exit_code == 0, r.output
+    events = [json.loads(line) for line in (run / "tokenizer/events.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in events if e["event"] == "resume"] == [step]
+    assert (run / f"tokenizer/checkpoints/step_{step + 1:07d}").is_dir() and (run / f"transformer/checkpoints/step_{step + 1:07d}").is_dir()
+    assert load_checkpoint(run / "model.safetensors", "maskgit")[0].step == 2 * step + 2
