@@ -29,8 +29,8 @@ from zoo.plugins import get_manager
 from zoo.provenance import checkpoint_meta, dataset_manifest, versions
 from zoo.masks import mask_kind
 from zoo.spec import TrainContext
-from zoo.train import TrainOptions, options_dict
-from zoo.train.state import list_checkpoints, resolve_resume, run_dir_of
+from zoo.train import Interrupted, TrainOptions, options_dict
+from zoo.train.state import CHECKPOINTS, PREFIX, resolve_resume, run_dir_of
 
 MODEL_FILE = "model.safetensors"
 
@@ -154,9 +154,12 @@ def train(
     created = not ctx.out_dir.exists()
     try:
         return _train_run(manager, ctx, previous, dataset, resolution, mask_name, command)
-    except Exception:
-        if created and _is_main_process() and not list_checkpoints(ctx.out_dir):
-            shutil.rmtree(ctx.out_dir, ignore_errors=True)  # failed before anything worth keeping
+    except Exception as exc:
+        # failed before anything worth keeping: no checkpoint anywhere in the run (stages of a
+        # two-stage method keep theirs in RUN/<stage>/), and not a clean stop (which saved one)
+        kept = isinstance(exc, Interrupted) or any(ctx.out_dir.rglob(f"{CHECKPOINTS}/{PREFIX}*"))
+        if created and _is_main_process() and not kept:
+            shutil.rmtree(ctx.out_dir, ignore_errors=True)
         raise
 
 
