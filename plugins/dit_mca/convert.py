@@ -14,6 +14,7 @@ code (:func:`zoo.official.load_official`). Keys map one to one onto ``dit.*``, e
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -24,6 +25,12 @@ from zoo_plugins.dit_mca.config import DitMcaConfig
 VAE_ARCH_KEYS = ("in_channels", "out_channels", "down_block_types", "up_block_types", "block_out_channels",
                  "layers_per_block", "act_fn", "latent_channels", "norm_num_groups", "sample_size",
                  "use_quant_conv", "use_post_quant_conv", "mid_block_add_attention")
+
+
+def say(message: str) -> None:
+    """Print on the first training process only (``zoo train --devices N``)."""
+    if os.environ.get("RANK", "0") == "0":
+        print(message, flush=True)
 
 
 def resolve_vae(cfg: DitMcaConfig) -> None:
@@ -83,7 +90,7 @@ def load_vae_into(model, cfg: DitMcaConfig) -> None:
         _, tensors = load_checkpoint(path, "dit-mca")
         model.vae.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("vae.")}, strict=True)
     model.latent_scale.fill_(float(cfg.latent_scale or 1.0))
-    print(f"dit-mca: VAE from {path} (latent scale {float(model.latent_scale):.5f}); training the denoiser only")
+    say(f"dit-mca: VAE from {path} (latent scale {float(model.latent_scale):.5f}); training the denoiser only")
 
 
 def dit_state(path: str | Path) -> dict[str, torch.Tensor]:
@@ -137,11 +144,8 @@ def load_dit_init(dit, path: str | Path, verbose: bool = True) -> tuple[list[str
     if not any(k.startswith("blocks.") for k in loaded):
         raise ZooError(f"dit-mca: init={path} shares no block weights with this model (depth {len(dit.blocks)}, width {own['null_class'].shape[0]}); pick the preset of its size")
     if verbose:
-        print(f"dit-mca: init from {path}: loaded {len(loaded)} tensors, skipped {len(skipped)}, left at their init {len(missing)}")
-        for line in [k for k in loaded if "->" in k]:
-            print(f"  loaded  {line}")
-        for line in skipped:
-            print(f"  skipped {line}")
-        for line in missing[:20]:
-            print(f"  kept init {line}")
+        lines = [f"dit-mca: init from {path}: loaded {len(loaded)} tensors, skipped {len(skipped)}, left at their init {len(missing)}"]
+        lines += [f"  loaded  {k}" for k in loaded if "->" in k]
+        lines += [f"  skipped {k}" for k in skipped] + [f"  kept init {k}" for k in missing[:20]]
+        say("\n".join(lines))
     return loaded, skipped

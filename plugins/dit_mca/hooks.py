@@ -30,6 +30,7 @@ def zoo_build_model(method, config):
         return None
     from zoo_plugins.dit_mca.model import DitMca
 
+    config.validate()
     return DitMca(config)
 
 

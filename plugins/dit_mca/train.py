@@ -34,6 +34,8 @@ class VaeTask(TrainTask):
 
     def __init__(self, model: DitMca, cfg: DitMcaConfig) -> None:
         self.model, self.cfg = model, cfg
+        model.dit.requires_grad_(False)  # trained in stage 2
+        model.vae.requires_grad_(True)
 
     def optimizers(self):
         return {"vae": torch.optim.AdamW(self.model.vae.parameters(), lr=self.cfg.vae_lr, weight_decay=0.0)}
@@ -67,6 +69,7 @@ class DenoiserTask(TrainTask):
         self.ema_decay = cfg.ema_decay
         self.chain = make_chain(cfg)
         model.vae.requires_grad_(False)
+        model.dit.requires_grad_(True)
 
     def optimizers(self):
         return {"dit": torch.optim.AdamW(self.model.dit.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)}
@@ -116,12 +119,19 @@ def _stage_ctx(ctx: TrainContext, out_dir: Path, steps: int, resume: str | None)
     return staged
 
 
-def _load_state(model: DitMca, state: dict) -> None:
-    model.load_state_dict({k: v for k, v in state.items()}, strict=True)
+def _after_vae_stage(cfg: DitMcaConfig, ctx: TrainContext, result: TrainResult) -> DitMca:
+    """A fresh model holding the trained VAE and its latent scale (an FSDP fit leaves its
+    modules sharded, and only process 0 gets the exported weights: the next fit starts by
+    copying process 0's weights and buffers to the others)."""
+    model = DitMca(cfg)
+    if result.state_dict:
+        model.load_state_dict(result.state_dict, strict=True)
+        _set_scale(model, cfg, ctx)
+    return model
 
 
 def train(ctx: TrainContext) -> TrainResult:
-    from zoo_plugins.dit_mca.convert import load_dit_init, load_vae_into, resolve_vae
+    from zoo_plugins.dit_mca.convert import load_dit_init, load_vae_into, resolve_vae, say
 
     cfg: DitMcaConfig = ctx.config
     resolve_vae(cfg)  # vae=PATH: read its config (architecture, scale) into cfg
@@ -132,19 +142,17 @@ def train(ctx: TrainContext) -> TrainResult:
 
     if cfg.stage == "vae":
         result = fit(VaeTask(model, cfg), ctx)
-        _load_state(model, result.state_dict)
-        _set_scale(model, cfg, ctx)
+        model = _after_vae_stage(cfg, ctx, result)
         return TrainResult(model.state_dict(), result.step, result.metrics)
 
     if cfg.vae:
         load_vae_into(model, cfg)
     elif resume is None:  # stage all, fresh run: train the VAE first, in RUN/vae
         vae_ctx = _stage_ctx(ctx, out / "vae", cfg.vae_steps, None)
-        print(f"dit-mca: stage 1/2, VAE ({cfg.vae_steps} steps) in {out / 'vae'}")
+        say(f"dit-mca: stage 1/2, VAE ({cfg.vae_steps} steps) in {out / 'vae'}")
         result = fit(VaeTask(model, cfg), vae_ctx)
-        _load_state(model, result.state_dict)
-        _set_scale(model, cfg, ctx)
-        print(f"dit-mca: stage 2/2, denoiser ({ctx.steps} steps), latent scale {float(model.latent_scale):.5f}")
+        model = _after_vae_stage(cfg, ctx, result)
+        say(f"dit-mca: stage 2/2, denoiser ({ctx.steps} steps), latent scale {float(model.latent_scale):.5f}")
     # (resuming stage all: the denoiser's checkpoint holds the VAE and the scale)
     if cfg.init and resume is None:
         load_dit_init(model.dit, cfg.init)
