@@ -130,8 +130,11 @@ def test_cli_train_both_stages_sample_score(cli, tmp_path, image_folder):
     images, masks = image_folder
     run = tmp_path / "run"
     r = cli("train", "dit-mca", "--data", "shapes", "--preset", "tiny", "--steps", "3", "--batch-size", "2",
-            "--set", "vae_steps=3", "--save-every", "3", "--out", run)
+            "--set", "vae_steps=3", "--save-every", "3", "--precision", "bf16", "--grad-checkpointing", "--micro-batch", "auto", "--out", run)
     assert r.exit_code == 0, r.output
+    for stage in (run / "vae", run):  # both stages went through the engine with these options
+        start = next(json.loads(line) for line in (stage / "events.jsonl").read_text().splitlines() if '"start"' in line)
+        assert start["precision"] == "bf16" and start["grad_checkpointing"] and start["micro_batch"] == 2
     assert "stage 1/2, VAE" in r.output and "stage 2/2, denoiser" in r.output
     assert (run / "vae" / "log.jsonl").is_file() and (run / "model.safetensors").is_file()
     meta = read_meta(run / "model.safetensors")

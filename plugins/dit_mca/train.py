@@ -22,7 +22,7 @@ import torch
 from zoo.diffusion.losses import diffusion_loss
 from zoo.errors import ZooError
 from zoo.spec import TrainContext, TrainResult
-from zoo.train import Phase, TrainTask, fit
+from zoo.train import Interrupted, Phase, TrainTask, fit
 from zoo_plugins.dit_mca.config import DitMcaConfig
 from zoo_plugins.dit_mca.model import DitMca, make_chain
 
@@ -150,7 +150,14 @@ def train(ctx: TrainContext) -> TrainResult:
     elif resume is None:  # stage all, fresh run: train the VAE first, in RUN/vae
         vae_ctx = _stage_ctx(ctx, out / "vae", cfg.vae_steps, None)
         say(f"dit-mca: stage 1/2, VAE ({cfg.vae_steps} steps) in {out / 'vae'}")
-        result = fit(VaeTask(model, cfg), vae_ctx)
+        try:
+            result = fit(VaeTask(model, cfg), vae_ctx)
+        except Interrupted as stop:  # the engine's hint (--resume RUN/vae) does not apply to a stage
+            first = str(stop).split(";")[0]
+            raise Interrupted(
+                f"dit-mca VAE stage: {first}; checkpoint in {out / 'vae' / 'checkpoints'}. Only the denoiser stage continues with --resume: "
+                "run the command again (the VAE stage restarts), or train the stages apart (stage=vae, then stage=denoiser vae=...)",
+                stop.signum, stop.checkpoint) from None
         model = _after_vae_stage(cfg, ctx, result)
         say(f"dit-mca: stage 2/2, denoiser ({ctx.steps} steps), latent scale {float(model.latent_scale):.5f}")
     # (resuming stage all: the denoiser's checkpoint holds the VAE and the scale)
