@@ -12,7 +12,7 @@ import torch
 from zoo.config import apply_overrides
 from zoo.errors import ZooError
 from zoo_plugins.dit_mca.config import PRESETS, DitMcaConfig
-from zoo_plugins.dit_mca.model import DitMca, make_chain
+from zoo_plugins.dit_mca.model import DitMca
 from zoo_plugins.dit_mca.sample import expected_nfe, sample
 from zoo_plugins.dit_mca.train import DenoiserTask, measure_latent_scale
 
