@@ -53,7 +53,7 @@ def inpaint(model: MAT, images: torch.Tensor, masks: torch.Tensor, generator: to
     x = x * (1 - m)  # the generator never sees hole content
     z = torch.randn(images.shape[0], c.z_dim, generator=generator, device=generator.device).to(images.device)
     pred, _ = model(x, m, z, draws=Draws(generator))
-    pred = pred[..., :h, :w].to(images.dtype)
+    pred = pred[..., :h, :w].clamp(-1, 1).to(images.dtype)
     out = images * (1 - masks) + pred * masks
     return SampleOutput(out, {"nfe": 1, "size": f"{W}x{H}" if (H, W) != (h, w) else f"{w}x{h}"})
 
