@@ -100,6 +100,22 @@ def test_grad_accumulation_and_checkpointing_run_the_same_step(tmp_path):
     assert all(torch.isfinite(v).all() for v in result.state_dict.values() if v.is_floating_point())
 
 
+def test_micro_batch_auto_reaches_the_global_batch_by_accumulation(tmp_path):
+    """A device whose memory holds two samples' activations: global batch 4 = 2 passes of 2
+    (the published 32 = 16 passes of 2 the same way: benchmarks/mat)."""
+    from zoo.train.memory import count_saved_bytes
+
+    config = tiny()
+    data, images, masks = fixed_batch()
+    task = MatTask(MAT(config), config, 1)
+    with count_saved_bytes() as saved:
+        loss, _ = task.g_loss({"image": images[:1], "mask": masks[:1]}, 1)
+    del loss
+    train(context(config, data, tmp_path, steps=1, batch_size=4, micro_batch="auto", simulated_memory_limit=int(2.5 * saved[0])))
+    start = next(r for r in map(json.loads, (tmp_path / "events.jsonl").read_text().splitlines()) if r.get("event") == "start")
+    assert (start["micro_batch"], start["accum"], start["batch_size"]) == (2, 2, 4)
+
+
 def test_perceptual_loss_without_weights_names_the_file(tmp_path, monkeypatch):
     monkeypatch.setenv("ZOO_OFFLINE", "1")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
