@@ -223,3 +223,15 @@ def test_grad_checkpointing_gives_the_same_gradients():
     ga, gb = dict(a.named_parameters())[name].grad, dict(b.named_parameters())[name].grad
     assert ga is not None and ga.abs().sum() > 0
     assert torch.allclose(ga, gb, atol=1e-6)
+
+
+def test_style_mixing_takes_the_later_styles_from_the_second_z(model):
+    images, masks = batch()
+    x = images * (1 - masks)
+    z, z2 = torch.randn(2, 32), torch.randn(2, 32)
+    rec = Draws(torch.Generator().manual_seed(0), record=True)
+    with torch.no_grad():
+        a = model(x, masks, z, draws=rec)[0]
+        same = model(x, masks, z, z_mix=z2, mix_cutoff=model.config.num_ws, draws=ReplayDraws(rec.log))[0]
+        mixed = model(x, masks, z, z_mix=z2, mix_cutoff=1, draws=ReplayDraws(rec.log))[0]
+    assert torch.equal(a, same) and not torch.equal(a, mixed)

@@ -468,10 +468,15 @@ class Generator(nn.Module):
         self.synthesis = SynthesisNet(c)
         self.mapping = MappingNet(c.z_dim, c.w_dim, c.num_ws, c.mapping_layers, c.mapping_lr_mul, c.w_avg_beta)
 
-    def forward(self, images, known, z=None, ws=None, truncation_psi: float = 1.0, noise_mode: str = "random", draws: Draws | None = None):
+    def forward(self, images, known, z=None, ws=None, truncation_psi: float = 1.0, noise_mode: str = "random", draws: Draws | None = None,
+                z_mix: torch.Tensor | None = None, mix_cutoff: int = 0):
+        """``z_mix``: style mixing (training) -- the styles from ``mix_cutoff`` on come from it."""
         draws = draws if draws is not None else Draws()
         if ws is None:
-            ws = self.mapping(z, truncation_psi=truncation_psi)
+            ws = self.mapping(z, truncation_psi=truncation_psi)  # (B, num_ws, w_dim)
+            if z_mix is not None:
+                ws = ws.clone()
+                ws[:, mix_cutoff:] = self.mapping(z_mix, truncation_psi=truncation_psi, update_w_avg=False)[:, mix_cutoff:]
         return self.synthesis(images, known, ws, noise_mode, draws)
 
 
@@ -561,10 +566,11 @@ class MAT(nn.Module):
         self.generator = Generator(config)
         self.discriminator = Discriminator(config) if config.discriminator else None
 
-    def forward(self, images, masks, z=None, ws=None, truncation_psi: float | None = None, noise_mode: str | None = None, draws: Draws | None = None):
+    def forward(self, images, masks, z=None, ws=None, truncation_psi: float | None = None, noise_mode: str | None = None, draws: Draws | None = None,
+                z_mix: torch.Tensor | None = None, mix_cutoff: int = 0):
         c = self.config
         psi = c.truncation_psi if truncation_psi is None else truncation_psi
-        return self.generator(images, 1 - masks, z, ws, psi, noise_mode or c.noise_mode, draws)
+        return self.generator(images, 1 - masks, z, ws, psi, noise_mode or c.noise_mode, draws, z_mix, mix_cutoff)
 
     def discriminate(self, images, masks, images_stg1):
         return self.discriminator(images, 1 - masks, images_stg1)

@@ -67,14 +67,14 @@ class MatTask(TrainTask):
 
     # ---- generator forward as in training: truncation and style mixing ----
     def generate(self, images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        c, G = self.config, self.model.generator
+        c = self.config
         z = torch.randn(images.shape[0], c.z_dim, device=images.device)
-        ws = G.mapping(z, truncation_psi=c.train_truncation_psi)  # (B, num_ws, w_dim)
-        if c.style_mixing > 0 and torch.rand(()) < c.style_mixing:
+        z_mix, cutoff = None, 0
+        if c.style_mixing > 0 and torch.rand(()) < c.style_mixing:  # styles from `cutoff` on from a second z
             cutoff = int(torch.randint(1, c.num_ws, ()))
-            ws = ws.clone()
-            ws[:, cutoff:] = G.mapping(torch.randn_like(z), truncation_psi=c.train_truncation_psi, update_w_avg=False)[:, cutoff:]
-        return self.model(images * (1 - masks), masks, ws=ws, noise_mode="random", draws=Draws())
+            z_mix = torch.randn_like(z)
+        # one call of the generator's forward (also what FSDP needs)
+        return self.model(images * (1 - masks), masks, z, truncation_psi=c.train_truncation_psi, noise_mode="random", draws=Draws(), z_mix=z_mix, mix_cutoff=cutoff)
 
     def g_loss(self, batch: dict, step: int):
         c, D = self.config, self.model.discriminator
