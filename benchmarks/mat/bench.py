@@ -12,7 +12,8 @@ Each configuration runs in its own process, so peak RSS is its own. Measured:
   passes minus the RSS before them (model loaded);
 * train: one engine step (``_Trainer.train_step``: G phase, D phase; the lazy R1 phase runs on
   1 step in 16 and is left out) at the global batch, in fp32, bf16 autocast, and bf16 with
-  the transformer blocks checkpointed: wall time, peak RSS above the RSS before the step
+  the transformer blocks checkpointed (``bf16+ckpt-all``: the conv blocks too, config
+  ``checkpoint_convs``): wall time, peak RSS above the RSS before the step
   (gradients, Adam state, activations, temporaries), and the bytes autograd saves for
   backward in the G phase (allocator-independent, ``zoo.train.memory.count_saved_bytes``);
 * saved: the G-phase saved activations only (a forward with graph, no backward): what one
@@ -38,7 +39,7 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-CONFIGS = {"fp32": ("fp32", False), "bf16": ("bf16", False), "bf16+ckpt": ("bf16", True)}
+CONFIGS = {"fp32": ("fp32", False, False), "bf16": ("bf16", False, False), "bf16+ckpt": ("bf16", True, False), "bf16+ckpt-all": ("bf16", True, True)}
 
 
 def rss() -> int:
@@ -102,7 +103,7 @@ def run_forward(args) -> dict:
             "peak_above_model_MiB": round((top - before) / 2**20, 1), "weights_MiB": round(params * 4 / 2**20, 1)}  # fmt: skip
 
 
-def trainer_for(args, precision: str, ckpt: bool, **option_overrides):
+def trainer_for(args, precision: str, ckpt: bool, convs: bool = False, **option_overrides):
     from zoo.masks import mask_kind
     from zoo.spec import TrainContext
     from zoo.data import ShapesDataset
@@ -112,7 +113,7 @@ def trainer_for(args, precision: str, ckpt: bool, **option_overrides):
     from zoo_plugins.mat.train import MatTask
 
     torch.manual_seed(0)
-    config = config_of(args.preset, pcp_weight=0.0)  # no VGG weights offline; the perceptual loss adds a frozen VGG-19
+    config = config_of(args.preset, pcp_weight=0.0, checkpoint_convs=convs)  # no VGG weights offline; the perceptual loss adds a frozen VGG-19
     task = MatTask(MAT(config), config, args.batch)
     ctx = TrainContext(
         method="mat", config=config, preset=args.preset, data=ShapesDataset(resolution=args.size, length=64), masks=mask_kind("mat-train"),
@@ -136,8 +137,8 @@ def g_phase_saved_bytes(trainer, chunk) -> int:
 
 
 def run_train(args, name: str) -> dict:
-    precision, ckpt = CONFIGS[name]
-    trainer = trainer_for(args, precision, ckpt)
+    precision, ckpt, convs = CONFIGS[name]
+    trainer = trainer_for(args, precision, ckpt, convs)
     chunk = inputs(args.batch, args.size)
     trainer.micro = args.batch
     trainer.step = 1  # a step without the lazy R1 phase (R1 runs when step % 16 == 0)
@@ -153,12 +154,12 @@ def run_train(args, name: str) -> dict:
 
 
 def run_saved(args, name: str) -> dict:
-    precision, ckpt = CONFIGS[name]
-    trainer = trainer_for(args, precision, ckpt)
+    precision, ckpt, convs = CONFIGS[name]
+    trainer = trainer_for(args, precision, ckpt, convs)
     chunk = inputs(args.batch, args.size)
     t = time.perf_counter()
     saved = g_phase_saved_bytes(trainer, chunk)
-    return {"what": "g-phase-saved-activations", "config": name, "preset": args.preset, "size": args.size, "batch": args.batch,
+    return {"what": "g-phase-saved-activations", "config": name, "threads": torch.get_num_threads(), "preset": args.preset, "size": args.size, "batch": args.batch,
             "saved_MiB": round(saved / 2**20, 1), "forward_s": round(time.perf_counter() - t, 1)}  # fmt: skip
 
 

@@ -39,6 +39,7 @@ class MatConfig:
     # -- sampling -------------------------------------------------------------------------
     truncation_psi: float = 1.0  # w = w_avg + psi (w - w_avg) at sampling (generate_image.py: 1)
     noise_mode: str = "random"  # style-conv noise: random | const (the stored maps) | none
+    score_samples: int = 4  # zoo score: completions per image for the diversity score (0 = skip it)
     # -- discriminator (two heads: final image, first-stage image) ------------------------
     discriminator: bool = True  # build it (training, realism score); imported generators have none
     mbstd_group: int = 4  # minibatch-stddev group (places512 asks 8, capped by 4 images per GPU)
@@ -55,6 +56,7 @@ class MatConfig:
     lr_d: float = 1e-3
     betas: tuple[float, float] = (0.0, 0.99)  # Adam betas (** k/(k+1)), eps 1e-8
     ema_kimg: float = 10.0  # EMA half-life in thousands of images: decay = 0.5 ** (batch / (ema_kimg * 1000))
+    checkpoint_convs: bool = False  # --grad-checkpointing also recomputes the conv blocks (most activations at 512 px)
     steps: int = 781_250  # 25 000 kimg / batch 32
     batch_size: int = 32  # global batch (8 GPUs x 4); --micro-batch auto reaches it on one small GPU
     train_masks: str = "mat-train"  # MAT's free-form strokes + boxes
@@ -105,6 +107,8 @@ class MatConfig:
             res = t // factor
             if res > win and res % win:
                 bad("window_sizes", self.window_sizes, f"each stage's token grid (token_res / 1, 2, 4, 2, 1) must be a multiple of its window, or no larger")
+        if self.score_samples < 0 or self.score_samples == 1:
+            bad("score_samples", self.score_samples, "use 0 (no diversity score) or 2 or more")
         if self.noise_mode not in NOISE_MODES:
             bad("noise_mode", self.noise_mode, f"valid choices: {', '.join(NOISE_MODES)}")
         for name in ("truncation_psi", "train_truncation_psi"):

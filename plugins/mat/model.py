@@ -67,6 +67,14 @@ def window_reverse(windows: torch.Tensor, w: int, H: int, W: int) -> torch.Tenso
     return x.reshape(-1, H, W, C)
 
 
+def maybe_checkpoint(fn, *args, on: bool):
+    """``fn(*args)``, recomputed in backward when ``on`` (and gradients are recorded). The
+    global RNG state is restored for the recomputation, so noise drawn from it repeats."""
+    if on and torch.is_grad_enabled():
+        return checkpoint(fn, *args, use_reentrant=False)
+    return fn(*args)
+
+
 # -- partial convolution --------------------------------------------------------------------
 class PartialConv(nn.Module):
     """Conv whose output at a position is rescaled by kernel area / number of valid inputs
@@ -249,10 +257,7 @@ class BasicLayer(nn.Module):
             x, x_size, mask = self.downsample(x, x_size, mask)
         identity = x
         for blk in self.blocks:
-            if self.use_checkpoint and torch.is_grad_enabled():
-                x, mask = checkpoint(blk, x, x_size, mask, use_reentrant=False)
-            else:
-                x, mask = blk(x, x_size, mask)
+            x, mask = maybe_checkpoint(blk, x, x_size, mask, on=self.use_checkpoint)
         mask = token2feature(mask, x_size) if mask is not None else None
         x, mask = self.conv(token2feature(x, x_size), mask)
         x = feature2token(x) + identity
@@ -297,14 +302,15 @@ class FirstStage(nn.Module):
         self.ws_style = FullyConnectedLayer(c.w_dim, dim, activation="lrelu")
         self.to_square = FullyConnectedLayer(dim, c.square * c.square, activation="lrelu")
         self.dec_conv = nn.ModuleList(DecStyleBlock(dim, dim, dim * 3) for _ in range(c.down_times))
+        self.checkpoint_convs = False
 
     def forward(self, images, known, ws, noise_mode: str, draws: Draws) -> torch.Tensor:
         x = torch.cat([known - 0.5, images * known], dim=1)  # (B, 4, H, W)
         skips = []
-        x, mask = self.conv_first(x, known)  # (B, dim, H, W), (B, 1, H, W)
+        x, mask = maybe_checkpoint(self.conv_first, x, known, on=self.checkpoint_convs)  # (B, dim, H, W), (B, 1, H, W)
         skips.append(x)
         for i, block in enumerate(self.enc_conv):  # down to token_res
-            x, mask = block(x, mask)
+            x, mask = maybe_checkpoint(block, x, mask, on=self.checkpoint_convs)
             if i != len(self.enc_conv) - 1:
                 skips.append(x)
         x_size = tuple(x.shape[-2:])
@@ -330,7 +336,7 @@ class FirstStage(nn.Module):
         x = token2feature(x, x_size).contiguous()
         img = None
         for i, block in enumerate(self.dec_conv):
-            x, img = block(x, img, style, skips[len(self.dec_conv) - i - 1], noise_mode, draws)
+            x, img = maybe_checkpoint(block, x, img, style, skips[len(self.dec_conv) - i - 1], noise_mode, draws, on=self.checkpoint_convs)
         return img * (1 - known) + images * known
 
 
@@ -364,11 +370,12 @@ class Encoder(nn.Module):
         for res in self.resolution:
             block = EncFromRGB(3 * 2 + 1, c.nf(res)) if res == c.resolution else ConvBlockDown(c.nf(res * 2), c.nf(res))
             setattr(self, f"EncConv_Block_{res}x{res}", block)
+        self.checkpoint_convs = False
 
     def forward(self, x) -> dict[int, torch.Tensor]:
         out = {}
         for res in self.resolution:
-            x = getattr(self, f"EncConv_Block_{res}x{res}")(x)
+            x = maybe_checkpoint(getattr(self, f"EncConv_Block_{res}x{res}"), x, on=self.checkpoint_convs)
             out[int(math.log2(res))] = x
         return out
 
@@ -426,11 +433,12 @@ class Decoder(nn.Module):
         self.Dec_16x16 = DecBlockFirstV2(4, c.nf(16), c.nf(16), style_dim)
         for r in range(5, self.top + 1):
             setattr(self, f"Dec_{2**r}x{2**r}", DecBlock(r, c.nf(2 ** (r - 1)), c.nf(2**r), style_dim))
+        self.checkpoint_convs = False
 
     def forward(self, x, ws, gs, feats, noise_mode, draws):
-        x, img = self.Dec_16x16(x, ws, gs, feats, noise_mode, draws)
+        x, img = maybe_checkpoint(self.Dec_16x16, x, ws, gs, feats, noise_mode, draws, on=self.checkpoint_convs)
         for r in range(5, self.top + 1):
-            x, img = getattr(self, f"Dec_{2**r}x{2**r}")(x, img, ws, gs, feats, noise_mode, draws)
+            x, img = maybe_checkpoint(getattr(self, f"Dec_{2**r}x{2**r}"), x, img, ws, gs, feats, noise_mode, draws, on=self.checkpoint_convs)
         return img
 
 
@@ -576,7 +584,12 @@ class MAT(nn.Module):
         return self.discriminator(images, 1 - masks, images_stg1)
 
     def enable_grad_checkpointing(self) -> None:
-        """Activation checkpointing of every transformer block (recomputed in backward)."""
+        """Activation checkpointing of every transformer block (recomputed in backward); with
+        ``config.checkpoint_convs`` also of the convolutional blocks of both stages (head,
+        tail, second-stage encoder and decoder), which hold most of the activations at 512 px.
+        Training only: the recomputation repeats the global RNG's draws, not a generator's."""
         for m in self.modules():
             if isinstance(m, BasicLayer):
                 m.use_checkpoint = True
+            elif isinstance(m, (FirstStage, Encoder, Decoder)):
+                m.checkpoint_convs = self.config.checkpoint_convs

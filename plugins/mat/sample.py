@@ -12,8 +12,6 @@ from zoo.spec import SampleOutput
 from zoo_plugins.mat.layers import Draws
 from zoo_plugins.mat.model import MAT
 
-SCORE_SAMPLES = 4  # completions per image for the diversity score
-
 
 def symmetric_pad(x: torch.Tensor, bottom: int, right: int) -> torch.Tensor:
     """Pad the bottom/right edges by mirroring (edge pixel repeated), any pad size."""
@@ -73,7 +71,7 @@ def score(model: MAT, images: torch.Tensor, masks: torch.Tensor, outputs: torch.
       discriminator scores the whole composited image given its mask (one logit per image),
       so this is a realism of the filled hole in context. Images of another size are resized
       to the training size. Absent when the model has no discriminator (imported weights).
-    * diversity of ``SCORE_SAMPLES`` completions per image (fixed seed): mean pairwise LPIPS
+    * diversity of ``config.score_samples`` completions per image (seed 0; 0 = skipped): mean pairwise LPIPS
       (``diversity-lpips``) when the AlexNet LPIPS weights are in the torch hub cache, else the
       mean pairwise L1 over hole pixels (``diversity-l1-hole``).
     """
@@ -86,10 +84,13 @@ def score(model: MAT, images: torch.Tensor, masks: torch.Tensor, outputs: torch.
         logits, _ = model.discriminate(out, m, out)
         result["d-realism"] = float(torch.sigmoid(logits.float()).mean())
         result["d-logit"] = float(logits.float().mean())
+    n = model.config.score_samples
+    if n < 2:
+        return result or None
     g = torch.Generator().manual_seed(0)
     known = images * (1 - masks)
-    samples = [inpaint(model, known, masks, g).images.float() for _ in range(SCORE_SAMPLES)]
-    pairs = list(itertools.combinations(range(SCORE_SAMPLES), 2))
+    samples = [inpaint(model, known, masks, g).images.float() for _ in range(n)]
+    pairs = list(itertools.combinations(range(n), 2))
     lpips = _lpips_if_available()
     if lpips is not None:
         d = [lpips(samples[i], samples[j]).mean() for i, j in pairs]
