@@ -88,9 +88,8 @@ class ReplayDraws(Draws):
 # -- FIR resampling -------------------------------------------------------------------------
 def fir_filter(taps=(1.0, 3.0, 3.0, 1.0)) -> torch.Tensor:
     """The 2-D low-pass filter: outer product of the taps, normalised to sum 1. (k, k) float32."""
-    f = torch.as_tensor(taps, dtype=torch.float32)
-    f = torch.outer(f, f)
-    return f / f.sum()
+    total = sum(taps) ** 2
+    return torch.tensor([[a * b / total for b in taps] for a in taps], dtype=torch.float32)  # no tensor ops: cheap on meta
 
 
 def upfirdn(x: torch.Tensor, f: torch.Tensor, up: int = 1, down: int = 1, pad: tuple[int, int, int, int] = (0, 0, 0, 0), gain: float = 1.0) -> torch.Tensor:
@@ -158,7 +157,10 @@ class FullyConnectedLayer(nn.Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, activation: str = "linear", lr_multiplier: float = 1.0, bias_init: float = 0.0) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_multiplier)
+        w = torch.randn(out_features, in_features)
+        if lr_multiplier != 1 and not w.is_meta:  # (values do not exist on meta; its arithmetic is slow to set up)
+            w = w / lr_multiplier
+        self.weight = nn.Parameter(w)  # N(0, 1 / lr^2): scaled back by weight_gain at run time
         self.bias = nn.Parameter(torch.full([out_features], float(bias_init))) if bias else None
         self.activation = activation
         self.weight_gain = lr_multiplier / math.sqrt(in_features)

@@ -142,7 +142,7 @@ def shift_labels_mask(size: tuple[int, int], window: int, shift: int) -> torch.T
     """Swin's shifted-window mask as MAT stores it: (nW, N, N) float, 0 where query and key
     come from the same region of the rolled image, -100 elsewhere."""
     H, W = size
-    labels = torch.zeros(1, H, W, 1)
+    labels = torch.zeros(1, H, W, 1, device="cpu")  # on the CPU even while a model is built on meta (cheap, small)
     cuts = (slice(0, -window), slice(-window, -shift), slice(-shift, None))
     n = 0
     for hs in cuts:
@@ -151,7 +151,7 @@ def shift_labels_mask(size: tuple[int, int], window: int, shift: int) -> torch.T
             n += 1
     win = window_partition(labels, window).squeeze(-1)  # (nW, N)
     diff = win.unsqueeze(1) - win.unsqueeze(2)
-    return torch.where(diff != 0, torch.tensor(-100.0), torch.tensor(0.0))
+    return torch.where(diff != 0, -100.0, 0.0)
 
 
 class SwinTransformerBlock(nn.Module):
