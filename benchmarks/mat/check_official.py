@@ -19,7 +19,9 @@ On the CPU its ``torch_utils`` ops fall back to their reference implementations.
    zoo takes its draws from a ``torch.Generator`` seeded like the official run's global RNG
    (``torch.manual_seed``); and the official run's dropout masks and noise recorded and
    replayed into the zoo model (``ReplayDraws``);
-4. prints the max abs difference of the final and the first-stage outputs (float32, CPU).
+4. prints the max abs difference of the final and the first-stage outputs (float32, CPU);
+5. does the same for the two-headed ``networks.mat.Discriminator`` (its state dict loaded
+   strictly into the zoo's, batch 4).
 """
 
 from __future__ import annotations
@@ -48,13 +50,14 @@ def main() -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
     sys.path.insert(0, str(Path(args.official).resolve()))
-    from networks.mat import Generator as OfficialGenerator  # noqa: E402  (the official code)
+    from networks.mat import Discriminator as OfficialDiscriminator  # noqa: E402  (the official code)
+    from networks.mat import Generator as OfficialGenerator  # noqa: E402
 
     from zoo.checkpoint import load_state_strict
     from zoo_plugins.mat.hooks import SPEC
     from zoo_plugins.mat.convert import import_mat
     from zoo_plugins.mat.layers import Draws, ReplayDraws
-    from zoo_plugins.mat.model import MAT
+    from zoo_plugins.mat.model import MAT, Discriminator
 
     torch.manual_seed(args.seed)
     G = OfficialGenerator(z_dim=512, c_dim=0, w_dim=512, img_resolution=args.resolution, img_channels=3).eval()
@@ -137,15 +140,32 @@ def main() -> None:
         compare("replayed", off, ours, (t_off, time.perf_counter() - t))
         report["modes"]["replayed"]["draws"] = len(recorded)
 
+    # 5. the two-headed discriminator (batch 4, minibatch-stddev group 4), same weights
+    torch.manual_seed(args.seed + 2)
+    OD = OfficialDiscriminator(c_dim=0, img_resolution=args.resolution, img_channels=3, mbstd_group_size=4).eval()
+    with torch.no_grad():
+        for name, p in OD.named_parameters():
+            if name.endswith("bias"):
+                p.add_(torch.randn_like(p) * 0.2)
+    D = Discriminator(type(imported.config)(**{**imported.config.__dict__, "mbstd_group": 4})).eval()
+    D.load_state_dict(OD.state_dict())  # strict: same keys and shapes
+    d_img = torch.rand(4, 3, args.resolution, args.resolution, generator=g) * 2 - 1
+    d_stg1 = torch.rand(4, 3, args.resolution, args.resolution, generator=g) * 2 - 1
+    d_known = (torch.rand(4, 1, args.resolution, args.resolution, generator=g) > 0.5).float()
+    with torch.no_grad():
+        off_d, ours_d = OD(d_img, d_known, d_stg1, None), D(d_img, d_known, d_stg1)
+    report["discriminator"] = {"max_abs_diff": float((off_d[0] - ours_d[0]).abs().max()), "max_abs_diff_stage1_head": float((off_d[1] - ours_d[1]).abs().max())}
+
     worst = max(m["max_abs_diff"] for m in report["modes"].values())
     worst1 = max(m["max_abs_diff_stage1"] for m in report["modes"].values())
-    report["pass"] = worst <= 1e-4 and worst1 <= 1e-4
+    report["pass"] = worst <= 1e-4 and worst1 <= 1e-4 and max(report["discriminator"].values()) <= 1e-4
     if args.json:
         print(json.dumps(report, indent=1))
     else:
         for mode, r in report["modes"].items():
             print(f"{mode:14s} max|official - zoo| = {r['max_abs_diff']:.2e} (stage 1: {r['max_abs_diff_stage1']:.2e}); "
                   f"hole |output| mean {r['hole_abs_mean']:.2f}, max {r['hole_abs_max']:.2f}; official {r['official_s']:.1f} s, zoo {r['zoo_s']:.1f} s")
+        print(f"discriminator  max|official - zoo| = {report['discriminator']['max_abs_diff']:.2e} (first-stage head: {report['discriminator']['max_abs_diff_stage1_head']:.2e})")
         print(f"mat-{args.resolution} at {size}x{size}, batch {args.batch}: {'PASS' if report['pass'] else 'FAIL'} (tolerance 1e-4)")
     sys.exit(0 if report["pass"] else 1)
 
