@@ -70,7 +70,9 @@ def test_unknown_plugin_in_the_allow_list_is_reported(cli, monkeypatch):
     reset_manager()  # the CLI's import may have loaded the plugins before the variable was set
     res = cli("list")
     assert res.exit_code == 0
-    assert "Warning: ZOO_LOAD_PLUGINS: no plugin named 'nosuch'; valid names: baselines, lama, repaint" in res.stderr
+    line = next(x for x in res.stderr.splitlines() if "ZOO_LOAD_PLUGINS" in x)
+    assert line.startswith("Warning: ZOO_LOAD_PLUGINS: no plugin named 'nosuch'; valid names: baselines, ")
+    assert "lama" in line and "repaint" in line
 
 
 def test_a_registry_entry_whose_plugin_is_missing_is_not_available(cli, tmp_path, monkeypatch):
