@@ -95,7 +95,7 @@ def fit_dip(images: torch.Tensor, holes: torch.Tensor, cfg: DipDdpmConfig, gener
             stale = torch.where(improved, torch.zeros_like(stale), stale + 1)
             active &= (stale < cfg.dip_patience) | ~has_held
         if progress:
-            bar.set_postfix(loss=float(loss) / g, active=int(active.sum()), refresh=False)
+            bar.set_postfix(loss=float(loss.detach()) / g, active=int(active.sum()), refresh=False)
         if not active.any():
             break
     bar.close()
