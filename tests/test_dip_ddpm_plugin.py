@@ -12,6 +12,7 @@ import torch
 
 from zoo.config import apply_overrides
 from zoo.diffusion import count_steps, jump_points
+from zoo.errors import ZooError
 from zoo_plugins.dip_ddpm.config import PRESETS, DipDdpmConfig
 from zoo_plugins.dip_ddpm.model import DipDdpm, SkipNet, refine_chain
 from zoo_plugins.dip_ddpm.sample import expected_nfe, fit_dip, sample, score
@@ -220,4 +221,7 @@ def test_bad_settings_are_one_line_errors(cli, tmp_path):
     assert "refine_steps: 200; valid: 1 to 101" in error("--set", "refine_steps=200")
     assert "dip_channels_up: 2 entries" in error("--set", "dip_channels_up=[8,8]")
     assert "stages=ddpm starts from pure noise" in error("--set", "stages=ddpm")
+    model = prior_model(tiny())
+    with pytest.raises(ZooError, match="dip_channels_down: 4 scales need images of at least 32 px"):
+        sample(model, tiny(dip_channels_down=[8] * 4, dip_channels_up=[8] * 4, dip_channels_skip=[0] * 4), torch.zeros(1, 3, 16, 16), torch.ones(1, 1, 16, 16), torch.Generator(), progress=False)
     assert "prior" in error("--set", f"prior={tmp_path / 'missing.pt'}") and not (tmp_path / "r" / "model.safetensors").exists()

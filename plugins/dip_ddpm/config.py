@@ -103,10 +103,10 @@ _PRIOR_TINY = {
 }
 
 #: DIP's inpainting settings in the official notebook (kate.png): 5 scales of 128 channels,
-#: 128 skip channels, z with 32 channels, Adam lr 0.01, 3,000 iterations, reg noise 0.03.
+#: 128 skip channels, z with 32 channels, Adam lr 0.01, 6,001 iterations, reg noise 0.03.
 _DIP_PUBLISHED = {
     "dip_input_channels": 32, "dip_channels_down": (128,) * 5, "dip_channels_up": (128,) * 5,
-    "dip_channels_skip": (128,) * 5, "dip_iters": 3000, "dip_lr": 0.01, "dip_reg_noise": 0.03,
+    "dip_channels_skip": (128,) * 5, "dip_iters": 6000, "dip_lr": 0.01, "dip_reg_noise": 0.03,
 }
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from zoo.diffusion import count_steps, jump_points, repaint
 from zoo.diffusion.losses import hole_denoising_loss
+from zoo.errors import ZooError
 from zoo.spec import SampleOutput
 from zoo_plugins.dip_ddpm.config import DipDdpmConfig
 from zoo_plugins.dip_ddpm.model import DipDdpm, SkipNet, make_chain, refine_chain
@@ -61,6 +62,9 @@ def fit_dip(images: torch.Tensor, holes: torch.Tensor, cfg: DipDdpmConfig, gener
     """Stage 1 on a batch: images (G, 3, H, W) in [-1, 1], holes (G, 1, H, W) 1 = hole; H, W
     multiples of 2 ** depth. Hole pixels are never read (multiplied by zero weight)."""
     g, _, h, w = images.shape
+    depth = len(cfg.dip_channels_down)
+    if min(h, w) < 2 ** (depth + 1):  # BatchNorm needs >= 2x2 pixels at the deepest scale
+        raise ZooError(f"dip_channels_down: {depth} scales need images of at least {2 ** (depth + 1)} px per side; this batch is {w}x{h} (give fewer scales)")
     dev = images.device
     known = (1 - holes).to(images)
     target = (images * known + 1) / 2  # DIP fits [0, 1]; hole content erased
