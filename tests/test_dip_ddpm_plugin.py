@@ -45,6 +45,29 @@ def prior_model(cfg: DipDdpmConfig) -> DipDdpm:
     return model
 
 
+def test_prior_task_loss_falls_on_shapes():
+    from zoo.diffusion.losses import hole_denoising_loss
+    from zoo_plugins.dip_ddpm.model import make_chain
+    from zoo_plugins.dip_ddpm.train import PriorTask
+
+    torch.manual_seed(0)
+    cfg = tiny()
+    task = PriorTask(DipDdpm(cfg), cfg)
+    x = shapes_batch(4, size=8)  # the UNet is fully convolutional; 8 px keeps this fast
+    everywhere, levels = torch.ones(4, 1, 8, 8), [50, 200, 400, 700]
+    before = hole_denoising_loss(task.model, make_chain(cfg), x, everywhere, levels).mean()
+    opt = task.optimizers()["prior"]
+    for g in opt.param_groups:
+        g["lr"] = 2e-3
+    for step in range(30):
+        loss, logs = task.loss({"image": x}, step)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = hole_denoising_loss(task.model, make_chain(cfg), x, everywhere, levels).mean()
+    assert "vb" in logs and after < 0.5 * before, (before, after)
+
+
 def test_dip_loss_and_fit_ignore_hole_pixels():
     cfg = tiny(dip_iters=6, dip_eval_every=3)
     x, holes = shapes_batch(2), box_holes(2)
