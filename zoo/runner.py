@@ -18,10 +18,10 @@ import torch
 from tqdm.auto import tqdm
 
 from zoo.checkpoint import load_model, load_state_strict, read_meta, save_checkpoint
-from zoo.config import apply_overrides, config_from_dict, config_to_dict, resolve_config, validate_config
+from zoo.config import apply_overrides, coerce, config_from_dict, config_to_dict, field_types, resolve_config, validate_config
 from zoo.data import open_data
 from zoo.device import get_device
-from zoo.errors import ZooError
+from zoo.errors import ZooError, choices_error
 from zoo.fsutil import check_output_dir, removed_on_failure, write_text
 from zoo.imageio import load_image, load_mask, pair_images_and_masks, save_image
 from zoo.inpaint import inpaint, sample_seed
@@ -352,17 +352,29 @@ def _same_size_groups(imgs: list[torch.Tensor]) -> list[list[int]]:
     return list(groups.values())
 
 
-def import_checkpoint(method: str, source: str | Path, out: str | Path, preset: str | None = None) -> Path:
-    """Convert an official file with the method's importer and save a zoo checkpoint."""
+def import_checkpoint(method: str, source: str | Path, out: str | Path, preset: str | None = None, overrides: dict[str, Any] | None = None, notes: list[str] | None = None) -> Path:
+    """Convert an official file with the method's importer and save a zoo checkpoint.
+
+    ``overrides`` (``--set``) reach the importer and are applied to its config; ``notes``
+    collects the importer's one-line notes for the CLI to print."""
     manager = get_manager()
-    manager.method(method)
+    spec = manager.method(method)
+    overrides = dict(overrides or {})
+    known = field_types(spec.config)
+    for key, value in overrides.items():  # unknown keys and wrong types: one line before the file is read
+        if key not in known:
+            raise choices_error(f"config key for {method}", key, known)
+        coerce(value, known[key], key)
     source = Path(source)
     if not source.exists():
         raise ZooError(f"official checkpoint {source} does not exist")
-    imported = manager.hook.zoo_import_checkpoint(method=method, source=source, preset=preset)
+    imported = manager.hook.zoo_import_checkpoint(method=method, source=source, preset=preset, overrides=overrides)
     if imported is None:
         raise ZooError(f"method {method!r} has no importer for official checkpoints")
-    model = manager.hook.zoo_build_model(method=method, config=imported.config)
-    load_state_strict(model, imported.state_dict, what=f"converted {source}")
+    config = validate_config(apply_overrides(imported.config, overrides, method), method) if overrides else imported.config
+    model = manager.hook.zoo_build_model(method=method, config=config)
+    load_state_strict(model, imported.state_dict, what=f"converted {source}" + (" with --set " + " ".join(f"{k}={v}" for k, v in overrides.items()) if overrides else ""))
     provenance = {"kind": "imported", "source": str(source), **imported.provenance}
-    return save_checkpoint(out, model.state_dict(), checkpoint_meta(method, imported.config, imported.preset, 0, provenance))
+    if notes is not None:
+        notes.extend(imported.notes)
+    return save_checkpoint(out, model.state_dict(), checkpoint_meta(method, config, imported.preset, 0, provenance))
