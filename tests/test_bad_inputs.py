@@ -290,6 +290,12 @@ CASES: list[tuple[str, list[str], dict[str, str], str]] = [
     ("import-set-no-equals", ["import", "repaint", "evil.pt", "--set", "heads", "--out", "new.safetensors"], {}, "--set expects key=value"),
     ("import-set-wrong-type", ["import", "lama", "evil.pt", "--set", "ngf=wide", "--out", "new.safetensors"], {}, "expected an integer"),
     ("import-set-lama-unknown-key", ["import", "lama", "big-lama.zip", "--set", "heads=4", "--out", "new.safetensors"], {}, "unknown config key for lama 'heads'"),
+    # -- zoo fetch ------------------------------------------------------------------------
+    ("fetch-unknown-name", ["fetch", "nope"], {}, "unknown checkpoint 'nope'; valid choices: lama/big-lama"),
+    ("fetch-unknown-method-name", ["fetch", "repaint/big-lama"], {}, "unknown checkpoint 'repaint/big-lama'"),
+    ("fetch-offline-hub", ["fetch", "big-lama"], {"ZOO_OFFLINE": "1", "ZOO_CACHE_DIR": "no-cache"}, "could not fetch https://huggingface.co/smartywu/big-lama/resolve/main/big-lama.zip"),
+    ("fetch-out-exists", ["fetch", "big-lama", "--out", "conv.safetensors"], {}, "--out conv.safetensors exists"),
+    ("fetch-registry-broken", ["fetch", "big-lama"], {"ZOO_REGISTRY": "reg-int.yaml"}, "methods must be a mapping"),
     # -- catalog, registry and environment ------------------------------------------------
     ("info-unknown", ["info", "nope"], {}, "unknown method 'nope'"),
     ("list-registry-yaml", ["list"], {"ZOO_REGISTRY": "reg-yaml.yaml"}, "not valid YAML"),

@@ -352,7 +352,7 @@ def _same_size_groups(imgs: list[torch.Tensor]) -> list[list[int]]:
     return list(groups.values())
 
 
-def import_checkpoint(method: str, source: str | Path, out: str | Path, preset: str | None = None, overrides: dict[str, Any] | None = None, notes: list[str] | None = None) -> Path:
+def import_checkpoint(method: str, source: str | Path, out: str | Path, preset: str | None = None, overrides: dict[str, Any] | None = None, notes: list[str] | None = None, provenance: dict[str, Any] | None = None) -> Path:
     """Convert an official file with the method's importer and save a zoo checkpoint.
 
     ``overrides`` (``--set``) reach the importer and are applied to its config; ``notes``
@@ -374,7 +374,7 @@ def import_checkpoint(method: str, source: str | Path, out: str | Path, preset: 
     config = validate_config(apply_overrides(imported.config, overrides, method), method) if overrides else imported.config
     model = manager.hook.zoo_build_model(method=method, config=config)
     load_state_strict(model, imported.state_dict, what=f"converted {source}" + (" with --set " + " ".join(f"{k}={v}" for k, v in overrides.items()) if overrides else ""))
-    provenance = {"kind": "imported", "source": str(source), **imported.provenance}
+    provenance = {"kind": "imported", "source": str(source), **imported.provenance, **(provenance or {})}
     if notes is not None:
         notes.extend(imported.notes)
     return save_checkpoint(out, model.state_dict(), checkpoint_meta(method, config, imported.preset, 0, provenance))
