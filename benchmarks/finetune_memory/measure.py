@@ -90,8 +90,10 @@ def worker(precision: str, grad_ckpt: bool, strategy: str) -> None:
         steps=1, batch_size=int(os.environ.get("WORLD_SIZE", "1")), seed=0, out_dir=Path(os.environ.get("TMPDIR", "/tmp")) / "zoo-bench-finetune",
         options=TrainOptions(device="cpu", precision=precision, grad_checkpointing=grad_ckpt, strategy=strategy, progress=False, tensorboard=False, handle_signals=False),
     )  # fmt: skip
+    print("PHASE setup (optimizers, EMA copy, sharding)", flush=True)
     trainer = _Trainer(PriorTask(model, cfg), ctx)
     trainer.setup()
+    print("PHASE step (forward, backward, AdamW step allocating its moments, EMA update)", flush=True)
     trainer.log.enabled = False
     size = cfg.resolution  # 256 for the published prior
     data = ShapesDataset(resolution=size, length=8)
@@ -127,10 +129,51 @@ def worker(precision: str, grad_ckpt: bool, strategy: str) -> None:
     print("ROW " + json.dumps(row), flush=True)
 
 
-def run(name: str, fsdp: bool, cap: int, timeout: int) -> list[dict] | str:
+def worker_fwdbwd(precision: str, grad_ckpt: bool) -> None:
+    """Forward + backward only (no optimizer, no EMA): what the activations need on top of
+    the weights and their gradients."""
+    import contextlib
+
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    from zoo.data import ShapesDataset
+    from zoo.diffusion.losses import diffusion_loss
+    from zoo_plugins.repaint.convert import preset_config
+    from zoo_plugins.repaint.model import RepaintPrior, make_chain, num_params
+
+    libs = _rss()
+    cfg = preset_config(os.environ.get("ZOO_BENCH_PRESET", "celebahq-256"))
+    torch.manual_seed(0)
+    model = RepaintPrior(cfg).train()
+    model.set_grad_checkpointing(grad_ckpt)
+    n = num_params(model)
+    chain = make_chain(cfg)
+    x = ShapesDataset(resolution=cfg.resolution, length=1)[0]["image"][None]
+    ready = _rss()
+    amp = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+    t = time.perf_counter()
+    print("PHASE forward + backward", flush=True)
+    with Sampler() as s:
+        with amp:
+            loss, _ = diffusion_loss(model, chain, x, learn_sigma=cfg.learn_sigma)
+        loss.backward()
+    gib = 2**30
+    grads = sum(p.grad.numel() * p.grad.element_size() for p in model.parameters() if p.grad is not None)
+    row = {
+        "part": "forward+backward", "precision": precision, "grad_checkpointing": grad_ckpt, "params": n, "step_s": round(time.perf_counter() - t, 1),
+        "weights_GiB": round((ready - libs) / gib, 2), "peak_minus_weights_GiB": round((s.peak - ready) / gib, 2),
+        "grads_GiB": round(grads / gib, 2), "activations_peak_GiB": round((s.peak - ready - grads) / gib, 2),
+    }  # fmt: skip
+    print("ROW " + json.dumps(row), flush=True)
+
+
+def run(name: str, fsdp: bool, cap: int, timeout: int, part: str = "step") -> list[dict] | str:
     precision, gc = CONFIGS[name]
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0", "OMP_NUM_THREADS": "1"}
     inner = [sys.executable, __file__, "--worker", precision, "1" if gc else "0", "fsdp" if fsdp else "ddp"]
+    if part == "fwdbwd":
+        inner = [sys.executable, __file__, "--fwdbwd", precision, "1" if gc else "0"]
     if fsdp:
         inner = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29577", *inner[1:]]
     cmd = ["prlimit", f"--as={cap}", *inner]  # every process (torchrun's children too) inherits the cap
@@ -141,14 +184,23 @@ def run(name: str, fsdp: bool, cap: int, timeout: int) -> list[dict] | str:
     rows = [json.loads(line[4:]) for line in res.stdout.splitlines() if line.startswith("ROW ")]
     if res.returncode == 0 and rows:
         return rows
+    text = res.stderr + res.stdout
     tail = (res.stderr or res.stdout).strip().splitlines()[-3:]
-    oom = any(s in (res.stderr + res.stdout) for s in ("MemoryError", "DefaultCPUAllocator", "not enough memory", "Cannot allocate memory", "std::bad_alloc"))
-    return f"does not fit under the {cap / 1e9:g} GB address-space cap" + (" (allocation failed)" if oom else f" (exit {res.returncode}: {' | '.join(tail)[:300]})")
+    oom = any(s in text for s in ("MemoryError", "DefaultCPUAllocator", "not enough memory", "Cannot allocate memory", "std::bad_alloc"))
+    phases = [line[6:] for line in res.stdout.splitlines() if line.startswith("PHASE ")]
+    import re
+
+    asked = re.findall(r"allocate (\d+) bytes", text)
+    where = f" in {phases[-1]}" if phases else ""
+    what = f", asking for {int(asked[-1]) / 2**20:.0f} MiB more" if asked else ""
+    return f"does not fit under the {cap / 1e9:g} GB address-space cap here (allocation failed{where}{what})" if oom else f"failed (exit {res.returncode}: {' | '.join(tail)[:300]})"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--worker", nargs=3, metavar=("PRECISION", "GC", "STRATEGY"))
+    ap.add_argument("--fwdbwd", nargs=2, metavar=("PRECISION", "GC"))
+    ap.add_argument("--part", choices=["step", "fwdbwd"], default="step", help="fwdbwd: forward + backward only (single process)")
     ap.add_argument("--only", choices=list(CONFIGS), action="append")
     ap.add_argument("--single-only", action="store_true")
     ap.add_argument("--fsdp-only", action="store_true")
@@ -160,13 +212,16 @@ def main() -> None:
     if args.worker:
         worker(args.worker[0], args.worker[1] == "1", args.worker[2])
         return
+    if args.fwdbwd:
+        worker_fwdbwd(args.fwdbwd[0], args.fwdbwd[1] == "1")
+        return
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     for name in args.only or list(CONFIGS):
-        for fsdp in ([False] if args.single_only else [True] if args.fsdp_only else [False, True]):
-            key = f"{name}{'-fsdp2' if fsdp else ''}"
+        for fsdp in ([False] if args.single_only or args.part == "fwdbwd" else [True] if args.fsdp_only else [False, True]):
+            key = f"{name}{'-fsdp2' if fsdp else ''}{'-fwdbwd' if args.part == 'fwdbwd' else ''}"
             cap = int((args.fsdp_cap_gb if fsdp else args.cap_gb) * 1e9)
             t = time.time()
-            out = run(name, fsdp, cap, args.timeout)
+            out = run(name, fsdp, cap, args.timeout, args.part)
             results[key] = {"result": out, "cap_bytes": cap, "wall_s": round(time.time() - t), "date": datetime.date.today().isoformat(),
                             "machine": "2-core AMD EPYC CPU (avx512_bf16), no GPU, shared with other jobs"}  # fmt: skip
             print(key, json.dumps(results[key]), flush=True)
