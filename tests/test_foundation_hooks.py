@@ -149,7 +149,7 @@ def test_import_hook_through_the_cli(cli, tmp_path):
 
     meta = read_meta(tmp_path / "t.safetensors")
     assert meta.config == {"value": 0.25} and meta.provenance["kind"] == "imported"
-    assert manager.hook.zoo_import_checkpoint(method="conv-l1", source=src, preset=None) is None
+    assert manager.hook.zoo_import_checkpoint(method="conv-l1", source=src, preset=None, overrides={}) is None
     res = cli("import", "conv-l1", src, "--out", tmp_path / "x.safetensors")
     assert res.exit_code == 2 and "no importer" in res.output
 

@@ -77,11 +77,7 @@ def published_generator_shapes(n_blocks: int = 18) -> dict[str, tuple[int, ...]]
     return shapes
 
 
-OTHER_SHAPES = {  # a few of the tensors the importer must ignore
-    "discriminator.model0.0.weight": (64, 3, 4, 4),
-    "discriminator.model0.0.bias": (64,),
-    "discriminator.model1.1.running_var": (128,),
-    "discriminator.model5.0.weight": (1, 512, 4, 4),
+OTHER_SHAPES = {  # a few of the tensors the importer must ignore (loss networks)
     "loss_resnet_pl.impl.conv1.weight": (64, 3, 3, 3),
     "loss_resnet_pl.impl.layer4.2.bn3.running_mean": (2048,),
 }

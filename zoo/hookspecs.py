@@ -157,11 +157,15 @@ def zoo_score(
 
 
 @hookspec(firstresult=True)
-def zoo_import_checkpoint(method: str, source: Path, preset: str | None) -> ImportedCheckpoint | None:
+def zoo_import_checkpoint(method: str, source: Path, preset: str | None, overrides: dict[str, Any]) -> ImportedCheckpoint | None:
     """Convert an official checkpoint file (or folder) into a zoo model.
 
-    Receives the method name, the path the user gave to ``zoo import``, and the preset the
-    user asked for (``None`` to let the importer pick it from the file). Returns an
+    Receives the method name, the path the user gave to ``zoo import``, the preset the
+    user asked for (``None`` to let the importer pick it from the file), and the
+    ``--set key=value`` overrides (raw strings; their keys are checked against the method's
+    config first) for what the file cannot tell (e.g. attention heads); an importer may
+    leave ``overrides`` out of its signature, and the core applies them to the returned
+    config either way (a change of the weights' shapes is then refused). Returns an
     :class:`zoo.ImportedCheckpoint` (config, preset, state dict for ``zoo_build_model``,
     provenance) that the core saves as a zoo checkpoint; ``None`` when the method is not
     this plugin's. Official files must be read without executing code (see

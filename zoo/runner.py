@@ -17,11 +17,11 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from zoo.checkpoint import load_model, load_state_strict, save_checkpoint
-from zoo.config import apply_overrides, config_from_dict, config_to_dict, resolve_config
+from zoo.checkpoint import load_model, load_state_strict, read_meta, save_checkpoint
+from zoo.config import apply_overrides, coerce, config_from_dict, config_to_dict, field_types, resolve_config, validate_config
 from zoo.data import open_data
 from zoo.device import get_device
-from zoo.errors import ZooError
+from zoo.errors import ZooError, choices_error
 from zoo.fsutil import check_output_dir, removed_on_failure, write_text
 from zoo.imageio import load_image, load_mask, pair_images_and_masks, save_image
 from zoo.inpaint import inpaint, sample_seed
@@ -30,6 +30,7 @@ from zoo.provenance import checkpoint_meta, dataset_manifest, versions
 from zoo.masks import mask_kind
 from zoo.spec import TrainContext
 from zoo.train import Interrupted, TrainOptions, options_dict
+from zoo.train.init import init_provenance, meta_shapes, shape_problems, training_config
 from zoo.train.state import CHECKPOINTS, PREFIX, resolve_resume, run_dir_of
 
 MODEL_FILE = "model.safetensors"
@@ -117,10 +118,19 @@ def train(
                 raise ZooError("--resume: --set would change the run's config; start a new run instead")
         batch_size, seed, mask_name = int(previous["batch_size"]), int(previous["seed"]), previous["masks"]
         steps = int(steps if steps is not None else previous["steps"])
+    elif getattr(options, "init", None):
+        if data is None:
+            raise ZooError("--data is required with --init: the images to fine-tune on (a folder or a dataset name, see `zoo data list`)")
+        config, preset = _init_config(manager, spec, method, options.init, preset, overrides)
+        seed = 0 if seed is None else int(seed)
+        mask_name = masks or getattr(config, "train_masks", "box")
+        steps = int(steps if steps is not None else getattr(config, "steps", 1000))
+        batch_size = int(batch_size if batch_size is not None else getattr(config, "batch_size", 8))
     else:
         if data is None:
             raise ZooError("--data is required: a folder of images or a dataset name (see `zoo data list`)")
         config, preset = resolve_config(spec, preset, overrides)
+        config = training_config(config)
         seed = 0 if seed is None else int(seed)
         mask_name = masks or getattr(config, "train_masks", "box")
         steps = int(steps if steps is not None else getattr(config, "steps", 1000))
@@ -146,6 +156,10 @@ def train(
         options=options,
         data_name=str(data),
     )
+    if getattr(options, "init", None):
+        ctx.init_provenance = init_provenance(options.init)  # type: ignore[attr-defined]
+    elif previous and previous.get("init"):  # resuming a fine-tuning run
+        ctx.init_provenance = previous["init"]  # type: ignore[attr-defined]
     try:  # a held-out split for validation where the dataset has one (folders: the same images)
         ctx.val_data = open_data(data, resolution=resolution, split="val", seed=seed)  # type: ignore[attr-defined]
     except ZooError:
@@ -181,6 +195,7 @@ def _train_run(manager: Any, ctx: TrainContext, previous: dict[str, Any] | None,
             "options": options_dict(options) if hasattr(options, "__dataclass_fields__") else getattr(options, "__dict__", {}),
             "command": command,
             "commands": [*_previous_commands(previous), command],
+            **({"init": ctx.init_provenance} if getattr(ctx, "init_provenance", None) else {}),  # type: ignore[attr-defined]
             "versions": versions(),
         }
         write_text(ctx.out_dir / "run.json", json.dumps(run_info, indent=2, default=str))
@@ -190,8 +205,45 @@ def _train_run(manager: Any, ctx: TrainContext, previous: dict[str, Any] | None,
         raise ZooError(f"no plugin trains method {method!r}")
     path = ctx.out_dir / MODEL_FILE
     if _is_main_process():
-        save_checkpoint(path, result.state_dict, checkpoint_meta(method, config, preset, result.step, {"kind": "trained", "data": str(data), "seed": seed}))
+        provenance: dict[str, Any] = {"kind": "trained", "data": str(data), "seed": seed}
+        if getattr(ctx, "init_provenance", None):
+            provenance.update(kind="fine-tuned", init=ctx.init_provenance)  # type: ignore[attr-defined]
+        save_checkpoint(path, result.state_dict, checkpoint_meta(method, config, preset, result.step, provenance))
     return path
+
+
+def _init_config(manager: Any, spec: Any, method: str, init: str | Path, preset: str | None, overrides: dict[str, Any] | None) -> tuple[Any, str]:
+    """``--init CKPT``: CKPT's config, or ``--preset``'s, with ``--set`` applied; then the
+    method's training config (:func:`zoo.train.init.training_config`). A change of the
+    weights' shapes is one line naming the tensors."""
+    meta = read_meta(init) if Path(init).is_file() else None
+    if meta is None:
+        raise ZooError(f"--init {init}: checkpoint does not exist (give a zoo .safetensors file: a run's model.safetensors or one made by `zoo import`)")
+    if meta.method != method:
+        raise ZooError(f"--init {init}: a checkpoint of method {meta.method!r}, not {method!r}")
+    if preset is not None:
+        config, preset = resolve_config(spec, preset, overrides)
+    else:
+        config = config_from_dict(spec.config, meta.config, method)
+        if overrides:
+            config = validate_config(apply_overrides(config, overrides, method), method)
+        preset = meta.preset
+    config = training_config(config)
+    tensors = _file_shapes(init)
+    own = meta_shapes(lambda: manager.hook.zoo_build_model(method=method, config=config))
+    problem = shape_problems(own, tensors)
+    if problem:
+        changed = " ".join(f"--set {k}={v}" for k, v in (overrides or {}).items()) or ""
+        given = " ".join(x for x in (f"--preset {preset}" if preset != meta.preset else "", changed) if x) or "the config"
+        raise ZooError(f"--init {init}: {given} changes the architecture: {problem}; keep the checkpoint's architecture (fine-tuning changes weights, not shapes)")
+    return config, preset
+
+
+def _file_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        return {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
 
 
 def build_model(method: str, checkpoint: str | Path | None, overrides: dict[str, Any] | None = None, preset: str | None = None):
@@ -304,17 +356,29 @@ def _same_size_groups(imgs: list[torch.Tensor]) -> list[list[int]]:
     return list(groups.values())
 
 
-def import_checkpoint(method: str, source: str | Path, out: str | Path, preset: str | None = None) -> Path:
-    """Convert an official file with the method's importer and save a zoo checkpoint."""
+def import_checkpoint(method: str, source: str | Path, out: str | Path, preset: str | None = None, overrides: dict[str, Any] | None = None, notes: list[str] | None = None, provenance: dict[str, Any] | None = None) -> Path:
+    """Convert an official file with the method's importer and save a zoo checkpoint.
+
+    ``overrides`` (``--set``) reach the importer and are applied to its config; ``notes``
+    collects the importer's one-line notes for the CLI to print."""
     manager = get_manager()
-    manager.method(method)
+    spec = manager.method(method)
+    overrides = dict(overrides or {})
+    known = field_types(spec.config)
+    for key, value in overrides.items():  # unknown keys and wrong types: one line before the file is read
+        if key not in known:
+            raise choices_error(f"config key for {method}", key, known)
+        coerce(value, known[key], key)
     source = Path(source)
     if not source.exists():
         raise ZooError(f"official checkpoint {source} does not exist")
-    imported = manager.hook.zoo_import_checkpoint(method=method, source=source, preset=preset)
+    imported = manager.hook.zoo_import_checkpoint(method=method, source=source, preset=preset, overrides=overrides)
     if imported is None:
         raise ZooError(f"method {method!r} has no importer for official checkpoints")
-    model = manager.hook.zoo_build_model(method=method, config=imported.config)
-    load_state_strict(model, imported.state_dict, what=f"converted {source}")
-    provenance = {"kind": "imported", "source": str(source), **imported.provenance}
-    return save_checkpoint(out, model.state_dict(), checkpoint_meta(method, imported.config, imported.preset, 0, provenance))
+    config = validate_config(apply_overrides(imported.config, overrides, method), method) if overrides else imported.config
+    model = manager.hook.zoo_build_model(method=method, config=config)
+    load_state_strict(model, imported.state_dict, what=f"converted {source}" + (" with --set " + " ".join(f"{k}={v}" for k, v in overrides.items()) if overrides else ""))
+    provenance = {"kind": "imported", "source": str(source), **imported.provenance, **(provenance or {})}
+    if notes is not None:
+        notes.extend(imported.notes)
+    return save_checkpoint(out, model.state_dict(), checkpoint_meta(method, config, imported.preset, 0, provenance))

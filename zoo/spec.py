@@ -167,3 +167,5 @@ class ImportedCheckpoint:
     preset: str
     state_dict: dict[str, torch.Tensor]
     provenance: dict[str, Any] = field(default_factory=dict)
+    #: One-line notes the CLI prints (e.g. the architecture read from the file's shapes).
+    notes: list[str] = field(default_factory=list)

@@ -28,6 +28,10 @@ from zoo_cli.options import device_option, set_option
 @click.option("--save-every", type=int, default=0, show_default=True, help="Checkpoint every N steps (and at the end); 0 = at the end only.")
 @click.option("--keep-last", type=int, default=3, show_default=True, help="Checkpoints kept; 0 = all.")
 @click.option("--resume", default=None, help="Continue a run: its folder (newest checkpoint) or one checkpoint folder.")
+@click.option(
+    "--init", "init", default=None, metavar="CKPT",
+    help="Start a NEW run (step 0, fresh optimizers) from the weights of a zoo checkpoint of this method (trained or `zoo import`ed); its config unless --preset/--set change what keeps the shapes.",
+)
 @click.option("--val-every", type=int, default=0, show_default=True, help="Validation metrics every N steps; 0 = off.")
 @click.option("--val-size", type=int, default=8, show_default=True, help="Images in the fixed validation set.")
 @click.option("--val-metrics", default="psnr,l1-hole", show_default=True, help="Comma-separated metrics (lpips, fid when available).")
@@ -49,7 +53,7 @@ from zoo_cli.options import device_option, set_option
 @device_option
 def train_cmd(
     method, data, preset, set_items, steps, batch_size, seed, out_dir, masks, precision, grad_accum, micro_batch, grad_clip,
-    grad_checkpointing, save_every, keep_last, resume, val_every, val_size, val_metrics, best_metric, sample_every, log_every,
+    grad_checkpointing, save_every, keep_last, resume, init, val_every, val_size, val_metrics, best_metric, sample_every, log_every,
     max_nonfinite, devices, strategy, sync_batchnorm, no_tensorboard, workers, device,
 ) -> None:  # fmt: skip
     """Train METHOD; writes RUN/model.safetensors (a self-describing checkpoint),
@@ -72,6 +76,7 @@ def train_cmd(
         save_every=save_every,
         keep_last=keep_last,
         resume=resume,
+        init=init,
         val_every=val_every,
         val_size=val_size,
         val_metrics=val_metrics,
@@ -85,7 +90,7 @@ def train_cmd(
         num_workers=workers,
     )
     if not resume:
-        out_dir = out_dir or f"runs/{method}-{preset or spec.default}"
+        out_dir = out_dir or (f"runs/{method}-finetune" if init else f"runs/{method}-{preset or spec.default}")
     kwargs = dict(
         method=method,
         data=data,

@@ -8,6 +8,7 @@ discriminator ``pix2pixhd_nlayer``, ``default_optimizers``, trainer
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from zoo.config import require
@@ -48,6 +49,12 @@ class LamaConfig:
     steps: int = 1_000_000  # 40 epochs x 25000 batches
     batch_size: int = 10  # per GPU in LaMa (trained on several GPUs)
     train_masks: str = "lama-train"  # LaMa's mixture of irregular strokes and boxes
+
+    def for_training(self) -> "LamaConfig":
+        """Training is adversarial: the discriminator is always built (a generator-only
+        import has ``discriminator=false``; ``zoo train lama --init`` fine-tunes it with a
+        freshly initialised discriminator, see :meth:`LamaTask.init_missing`)."""
+        return self if self.discriminator else dataclasses.replace(self, discriminator=True)
 
     def validate(self) -> None:
         for name in ("ngf", "ndf", "max_features", "r1_every"):

@@ -4,8 +4,11 @@
 either. ``best.ckpt`` is a PyTorch Lightning checkpoint: a dict whose ``state_dict`` holds the
 generator under ``generator.model.*`` beside the discriminator and the loss networks, and whose
 other entries include a pickled OmegaConf training config. It is read with
-:func:`zoo.official.load_official` (nothing in it is executed). Only the generator is kept;
-its keys are the zoo model's keys as they are, so the import is strict and complete.
+:func:`zoo.official.load_official` (nothing in it is executed). The generator is kept, and
+the discriminator too when the file has one (``big-lama-with-discr``, published so that
+big-lama can be fine-tuned adversarially): its keys are the zoo model's keys as they are, so
+the import is strict and complete. Loss networks (``loss_*``, e.g. the HRF perceptual
+ResNet), evaluators and optimizer states are dropped.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from zoo.official import load_official, tensors_only
 from zoo.spec import ImportedCheckpoint, MethodSpec
 
 PREFIX = "generator."
+DISC_PREFIX = "discriminator."
 
 
 def find_checkpoint(source: Path) -> Path:
@@ -35,17 +39,29 @@ def find_checkpoint(source: Path) -> Path:
 
 
 
-def generator_tensors(path: Path) -> tuple[dict[str, torch.Tensor], int]:
-    """The generator's tensors with their published names, and how many others were ignored."""
+def lightning_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], int]:
+    """(generator tensors, discriminator tensors, how many others were dropped), with their
+    published names."""
     obj: Any = load_official(path)
     if not isinstance(obj, dict) or not isinstance(obj.get("state_dict"), dict):
         raise ZooError(f"{path} is not a LaMa Lightning checkpoint (no 'state_dict' entry); expected big-lama's models/best.ckpt")
     state = tensors_only(obj["state_dict"])
     gen = {k: v for k, v in state.items() if k.startswith(PREFIX + "model.")}
+    disc = {k: v for k, v in state.items() if k.startswith(DISC_PREFIX)}
     if not gen:
         sample = ", ".join(list(state)[:3]) or "none"
         raise ZooError(f"{path} has no generator.model.* weights (found e.g. {sample}); expected a LaMa FFC-ResNet checkpoint")
-    return gen, len(state) - len(gen)
+    return gen, disc, len(state) - len(gen) - len(disc)
+
+
+def infer_discriminator(disc: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """pix2pixHD n-layer PatchGAN settings read off the tensors: ndf and d_layers."""
+    try:
+        ndf = disc[DISC_PREFIX + "model0.0.weight"].shape[0]
+    except KeyError:
+        raise ZooError("the discriminator.* tensors are not a pix2pixHD PatchGAN: no discriminator.model0.0.weight") from None
+    convs = {int(m.group(1)) for k in disc if (m := re.match(r"discriminator\.model(\d+)\.", k))}
+    return {"ndf": ndf, "d_layers": max(convs) - 1}
 
 
 def infer_shape(gen: dict[str, torch.Tensor]) -> dict[str, Any]:
@@ -65,7 +81,7 @@ def infer_shape(gen: dict[str, torch.Tensor]) -> dict[str, Any]:
 
 def import_lama(spec: MethodSpec, source: Path, preset: str | None) -> ImportedCheckpoint:
     path = find_checkpoint(source)
-    gen, ignored = generator_tensors(path)
+    gen, disc, ignored = lightning_tensors(path)
     found = infer_shape(gen)
     if preset is None:
         for name in ("big-lama", "lama-fourier"):
@@ -76,23 +92,27 @@ def import_lama(spec: MethodSpec, source: Path, preset: str | None) -> ImportedC
         else:
             desc = ", ".join(f"{k}={v}" for k, v in found.items())
             raise ZooError(f"{path}: generator with {desc} matches neither big-lama nor lama-fourier; pass --preset")
-    config, preset = resolve_config(spec, preset, {"discriminator": False})
+    extra = {"discriminator": bool(disc), **(infer_discriminator(disc) if disc else {})}
+    config, preset = resolve_config(spec, preset, extra)
     own = _shapes(config)
-    missing = sorted(set(own) - set(gen))
-    unused = sorted(set(gen) - set(own))
-    wrong = sorted(k for k in set(own) & set(gen) if tuple(gen[k].shape) != own[k])
+    tensors = {**gen, **disc}
+    missing = sorted(set(own) - set(tensors))
+    unused = sorted(set(tensors) - set(own))
+    wrong = sorted(k for k in set(own) & set(tensors) if tuple(tensors[k].shape) != own[k])
     if missing or unused or wrong:
         parts = [f"{len(missing)} missing (e.g. {missing[0]})"] if missing else []
         parts += [f"{len(unused)} unused (e.g. {unused[0]})"] if unused else []
         parts += [f"{len(wrong)} of another shape (e.g. {wrong[0]})"] if wrong else []
-        raise ZooError(f"{path} does not match the lama {preset} generator: " + "; ".join(parts))
-    state = {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in gen.items()}
+        what = "generator and discriminator" if disc else "generator"
+        raise ZooError(f"{path} does not match the lama {preset} {what}: " + "; ".join(parts))
+    state = {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in tensors.items()}
     provenance = {
         "format": "lightning-ckpt",
         "file": path.name,
         "sha256": file_sha256(path),
         "generator_tensors": len(gen),
-        "ignored_tensors": ignored,  # discriminator, perceptual-loss and evaluator weights
+        "discriminator_tensors": len(disc),
+        "ignored_tensors": ignored,  # perceptual-loss and evaluator weights (loss_*, evaluator.*)
     }
     return ImportedCheckpoint(config=config, preset=preset, state_dict=state, provenance=provenance)
 

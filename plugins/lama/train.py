@@ -15,6 +15,7 @@ LaMa (``image_to_discriminator: predicted_image``).
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import torch
 
@@ -28,7 +29,7 @@ from zoo_plugins.lama.model import LaMa
 class LamaTask(TrainTask):
     def __init__(self, model: LaMa, config) -> None:
         if model.discriminator is None:
-            raise ZooError("lama: training needs the discriminator; this config has discriminator=false (imported generators cannot be fine-tuned yet)")
+            raise ZooError("lama: training needs the discriminator; this config has discriminator=false (zoo train lama turns it on: use LamaConfig.for_training())")
         self.model, self.config = model, config
         self.ema_decay = config.ema_decay
         # fails early, with the file name, when the weights are missing
@@ -38,6 +39,17 @@ class LamaTask(TrainTask):
         self.model.to(device)
         if self.hrf is not None:
             self.hrf.to(device)
+
+    def init_missing(self, keys: list[str], source: Path) -> str | None:
+        """``--init`` from a generator-only checkpoint (big-lama.zip, or any ``zoo import``
+        without ``discriminator.*``): the discriminator starts from its fresh
+        initialisation; a missing generator tensor is refused."""
+        if all(k.startswith("discriminator.") for k in keys):
+            return (
+                f"{source.name} has no discriminator (a generator-only checkpoint): fine-tuning with a freshly initialised "
+                f"pix2pixHD discriminator (ndf={self.config.ndf}, {self.config.d_layers} layers); import big-lama-with-discr to start from the published one"
+            )
+        return super().init_missing([k for k in keys if not k.startswith("discriminator.")], source)
 
     def fsdp_roots(self):
         """Generator and discriminator are called through their own forwards, so both can

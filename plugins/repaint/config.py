@@ -16,7 +16,8 @@ class RepaintConfig:
     channel_mult: tuple[int, ...] = (1, 1, 2, 2, 4, 4)  # width multiplier per level
     num_res_blocks: int = 2  # residual blocks per level
     attention_resolutions: tuple[int, ...] = (32, 16, 8)  # feature-map sizes with self-attention
-    num_head_channels: int = 64  # channels per attention head
+    num_head_channels: int | None = 64  # channels per attention head (none: a fixed head count, num_heads)
+    num_heads: int = 4  # heads per attention layer when num_head_channels is none
     dropout: float = 0.0
     use_scale_shift_norm: bool = True  # FiLM-style timestep conditioning
     resblock_updown: bool = True  # residual blocks resample (else strided conv / upsample+conv)
@@ -53,14 +54,22 @@ class RepaintConfig:
     def validate(self) -> None:
         from zoo.config import require
 
-        for name in ("t_T", "jump_length", "jump_n_sample", "num_head_channels", "score_levels"):
+        for name in ("t_T", "jump_length", "jump_n_sample", "num_heads", "score_levels"):
             require(getattr(self, name) >= 1, name, getattr(self, name), "must be at least 1")
+        require(self.num_head_channels is None or self.num_head_channels >= 1, "num_head_channels", self.num_head_channels, "must be at least 1, or none (use num_heads)")
         require(len(self.channel_mult) > 0 and all(m >= 1 for m in self.channel_mult), "channel_mult", self.channel_mult, "needs at least one entry, each at least 1")
         if self.backbone == "guided":
             widths = [self.channels * m for m in self.channel_mult]
             require(all(w % 32 == 0 for w in widths), "channels", self.channels, f"channels x channel_mult must be multiples of 32 (GroupNorm(32)); got {widths}")
             down = 2 ** (len(self.channel_mult) - 1)
             require(self.resolution % down == 0, "resolution", self.resolution, f"must be divisible by {down} (2 ** (levels - 1))")
+            # attention widths: the levels listed in attention_resolutions and the middle block
+            attn = {self.channels * m for lvl, m in enumerate(self.channel_mult) if self.resolution // 2**lvl in self.attention_resolutions}
+            attn.add(self.channels * self.channel_mult[-1])
+            if self.num_head_channels is None:
+                require(all(w % self.num_heads == 0 for w in attn), "num_heads", self.num_heads, f"must divide the attention widths {sorted(attn)}")
+            else:
+                require(all(w % self.num_head_channels == 0 for w in attn), "num_head_channels", self.num_head_channels, f"must divide the attention widths {sorted(attn)}")
         require(0.0 < self.beta_start < self.beta_end < 1.0, "beta_start/beta_end", (self.beta_start, self.beta_end), "need 0 < beta_start < beta_end < 1")
         require(self.eta >= 0, "eta", self.eta, "must be 0 or more")
         require(self.lr > 0, "lr", self.lr, "must be > 0")

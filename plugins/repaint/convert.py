@@ -1,8 +1,16 @@
 """``zoo import repaint``: a guided-diffusion checkpoint file (RePaint's ``celeba256_250000.pt``,
 ``places256_300000.pt``: raw state dicts) or a diffusers-format DDPM folder -> the prior.
 
-Architecture settings are read back from the tensor shapes, so a file of another
-architecture gets one line naming the differing setting instead of a shape error.
+The file describes itself: every architecture setting the tensor shapes determine
+(channels, channel_mult, num_res_blocks, attention levels, learned sigma, scale-shift norm,
+resblock up/down, input/output channels) is read back from them
+(:func:`infer_guided_settings`), so any guided-diffusion UNet imports, not only the presets.
+What the shapes cannot tell is asked for, with ``zoo import repaint FILE --set key=value``:
+the heads per attention layer (``num_head_channels``, or ``num_head_channels=none`` and
+``num_heads``) when the file has attention, and the training resolution (attention
+resolutions are stored as feature-map sizes of it; default 256, it changes no weight). A
+file that matches a preset's architecture takes that preset (its heads are known). With
+``--preset``, a file of another architecture gets one line naming the differing setting.
 """
 
 from __future__ import annotations
@@ -93,19 +101,72 @@ def _fmt(v: Any) -> str:
     return ",".join(map(str, v)) if isinstance(v, tuple) else str(v).lower() if isinstance(v, bool) else str(v)
 
 
-def import_guided(path: Path, preset: str | None) -> ImportedCheckpoint:
-    obj = load_official(path)
+#: Settings a guided-diffusion file cannot tell, and what to pass for them.
+HEADS_HINT = (
+    "--set num_head_channels=64 (channels per head: RePaint's and guided-diffusion's published models) "
+    "or --set num_head_channels=none --set num_heads=4 (a head count: guided-diffusion's script default)"
+)
+
+
+def _unwrap(obj: Any) -> Any:
     if isinstance(obj, dict) and "time_embed.0.weight" not in obj:
         for key in ("state_dict", "model", "ema"):
             if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
-    sd = tensors_only(obj)
-    preset = preset or GUIDED_DEFAULT_PRESET
-    cfg = preset_config(preset)
-    check_guided_architecture(sd, cfg, preset)
+                return obj[key]
+    return obj
+
+
+def inferred_config(sd: dict[str, torch.Tensor], overrides: dict[str, Any] | None) -> tuple[RepaintConfig, str, list[str]]:
+    """The config of a guided file read from its shapes: (config, preset, notes).
+
+    A file with a preset's architecture takes that preset; otherwise the settings come from
+    the shapes and ``overrides`` (heads, resolution), the rest (schedule, sampling) from
+    the published defaults."""
+    overrides = dict(overrides or {})
+    resolution = int(apply_overrides(RepaintConfig(), {k: v for k, v in overrides.items() if k == "resolution"}).resolution)
+    found = infer_guided_settings(sd, resolution)
+    if found["in_channels"] != 3:
+        raise ZooError(f"the UNet takes {found['in_channels']} input channels; RePaint needs an unconditional RGB prior (3)")
+    arch = {
+        "channels": found["num_channels"],
+        "channel_mult": found["channel_mult"],
+        "num_res_blocks": found["num_res_blocks"],
+        "attention_resolutions": found["attention_resolutions"],
+        "learn_sigma": found["learn_sigma"],
+        "use_scale_shift_norm": found["use_scale_shift_norm"],
+        "resblock_updown": found["resblock_updown"],
+    }
+    for name in (GUIDED_DEFAULT_PRESET, *PRESETS):  # attention levels compared at the preset's resolution
+        cfg = apply_overrides(preset_config(name), overrides)
+        at = infer_guided_settings(sd, cfg.resolution)["attention_resolutions"]
+        if all(_same(getattr(cfg, k), at if k == "attention_resolutions" else v) for k, v in arch.items()):
+            return cfg, name, []
+    # the middle block always has attention, so the heads are always needed
+    if "num_head_channels" not in overrides and "num_heads" not in overrides:
+        desc = ", ".join(f"{k}={_fmt(v)}" for k, v in arch.items())
+        raise ZooError(f"read from the file: {desc} (no preset has it); the heads per attention layer cannot be read from the tensors: pass {HEADS_HINT}")
+    cfg = apply_overrides(RepaintConfig(), {**arch, "resolution": resolution, **overrides})
+    notes = ["read from the file: " + ", ".join(f"{k}={_fmt(v)}" for k, v in arch.items()) + f"; resolution={cfg.resolution}" + ("" if "resolution" in overrides else " assumed (it changes no weight; --set resolution=N)")]
+    return cfg, "custom", notes
+
+
+def _same(a: Any, b: Any) -> bool:
+    return tuple(a) == tuple(b) if isinstance(a, (tuple, list)) else a == b
+
+
+def import_guided(path: Path, preset: str | None, overrides: dict[str, Any] | None = None) -> ImportedCheckpoint:
+    sd = tensors_only(_unwrap(load_official(path)))
+    notes: list[str] = []
+    if preset is not None:
+        cfg = apply_overrides(preset_config(preset), overrides or {})
+        check_guided_architecture(sd, cfg, preset)
+    else:
+        cfg, preset, notes = inferred_config(sd, overrides)
     state = {f"unet.{k}": v.float() for k, v in sd.items()}
-    return ImportedCheckpoint(cfg, preset, state, {"format": "guided-diffusion", "file": path.name, "sha256": file_sha256(path)})
+    provenance = {"format": "guided-diffusion", "file": path.name, "sha256": file_sha256(path)}
+    if notes:
+        provenance["inferred"] = notes[0]
+    return ImportedCheckpoint(cfg, preset, state, provenance, notes=notes)
 
 
 # -- diffusers folders ---------------------------------------------------------------------
@@ -123,7 +184,7 @@ def _modern_keys(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def import_diffusers(root: Path, preset: str | None) -> ImportedCheckpoint:
+def import_diffusers(root: Path, preset: str | None, overrides: dict[str, Any] | None = None) -> ImportedCheckpoint:
     from safetensors.torch import load_file
 
     unet_dir, sched_path = root / "unet", root / "scheduler" / "scheduler_config.json"
@@ -172,11 +233,13 @@ def import_diffusers(root: Path, preset: str | None) -> ImportedCheckpoint:
         clip_denoised=bool(sched.get("clip_sample", True)),
         t_T=min(cfg.t_T, T),
     )
+    if overrides:
+        cfg = apply_overrides(cfg, overrides)
     state = {f"unet.{k}": v.float() for k, v in _modern_keys(sd).items()}
     return ImportedCheckpoint(cfg, preset or "custom", state, {"format": "diffusers", "folder": root.name})
 
 
-def import_checkpoint(source: Path, preset: str | None) -> ImportedCheckpoint:
+def import_checkpoint(source: Path, preset: str | None, overrides: dict[str, Any] | None = None) -> ImportedCheckpoint:
     if source.is_dir():
-        return import_diffusers(source, preset)
-    return import_guided(source, preset)
+        return import_diffusers(source, preset, overrides)
+    return import_guided(source, preset, overrides)

@@ -62,9 +62,9 @@ def zoo_score(method, model, config, images, masks, outputs):
 
 
 @hookimpl
-def zoo_import_checkpoint(method, source, preset):
+def zoo_import_checkpoint(method, source, preset, overrides):
     if method != NAME:
         return None
     from zoo_plugins.repaint.convert import import_checkpoint
 
-    return import_checkpoint(source, preset)
+    return import_checkpoint(source, preset, overrides)

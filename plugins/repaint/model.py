@@ -21,7 +21,8 @@ def unet_config(cfg: RepaintConfig) -> GuidedUNetConfig:
         attention_resolutions=tuple(cfg.attention_resolutions),
         channel_mult=tuple(cfg.channel_mult),
         dropout=cfg.dropout,
-        num_head_channels=cfg.num_head_channels,
+        num_head_channels=-1 if cfg.num_head_channels is None else cfg.num_head_channels,
+        num_heads=cfg.num_heads,
         use_scale_shift_norm=cfg.use_scale_shift_norm,
         resblock_updown=cfg.resblock_updown,
     )

@@ -16,6 +16,7 @@ from zoo.errors import ZooError
 from zoo.provenance import checkpoint_meta
 from zoo.train import dist, fsdp, state as ckpt
 from zoo.train.ema import export_state
+from zoo.train.init import init_provenance
 
 
 class CheckpointMixin:
@@ -97,6 +98,9 @@ class CheckpointMixin:
         """Zoo checkpoint metadata for the exported weights (minimal for a method that is
         not registered, e.g. a benchmark's or a test's task)."""
         prov = {"kind": "trained", "data": self.ctx.data_name, "seed": self.ctx.seed, **(provenance or {})}
+        init = getattr(self.ctx, "init_provenance", None) or (init_provenance(self.options.init) if self.options.init else None)
+        if init:  # fine-tuned (also after --resume of a fine-tuning run): where the weights started
+            prov = {**prov, "kind": "fine-tuned", "init": init}
         try:
             meta = checkpoint_meta(self.ctx.method, self.ctx.config, self.ctx.preset, self.step, prov)
         except ZooError:

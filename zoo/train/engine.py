@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from zoo.spec import TrainContext, TrainResult
 from zoo.train import dist, fsdp, memory, state as ckpt, watch
 from zoo.train.checkpointing import CheckpointMixin
 from zoo.train.ema import EMA, export_state
+from zoo.train.init import load_init
 from zoo.train.faults import FaultsMixin, _StopFlag
 from zoo.train.samples import TrainSamples, _Positions, batches, split_batch
 from zoo.train.steps import StepMixin, _grad_scaler
@@ -109,6 +111,11 @@ class _Trainer(StepMixin, CheckpointMixin, ValidationMixin, FaultsMixin):
                 task.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(task.model)
             else:
                 warnings.warn("--sync-batchnorm needs CUDA; BatchNorm statistics stay per process", stacklevel=3)
+        if opts.init:  # a new run from a checkpoint's weights, before EMA, sharding and optimizers
+            self.init_notes = load_init(task, opts.init, self.ctx.method)
+            if self.main:
+                for note in self.init_notes:
+                    tqdm.write(f"Note: {note}", file=sys.stderr)
         task.to(self.device)
         dist.broadcast_module(task.model)  # every process starts from rank 0's weights
         self.roots: list[torch.nn.Module] = []
@@ -142,6 +149,8 @@ class _Trainer(StepMixin, CheckpointMixin, ValidationMixin, FaultsMixin):
         if self.main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             ckpt.clean_temporaries(self.out_dir)
+        if opts.init:
+            self.log.write({"event": "init", "step": 0, "from": str(opts.init), "notes": self.init_notes})
         if self.resume_from is not None:
             self.load(self.resume_from)
         self.accel.wait_for_everyone()

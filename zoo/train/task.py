@@ -30,6 +30,7 @@ class TrainOptions:
     save_every: int = 0  # write a checkpoint every N steps (and at the end); 0 = only at the end
     keep_last: int = 3  # checkpoints kept (oldest removed first); 0 = keep all
     resume: str | None = None  # a run folder (its newest checkpoint) or a checkpoint folder
+    init: str | None = None  # a zoo checkpoint whose weights start a new run (step 0, fresh optimizers)
     log_every: int = 1  # JSONL/TensorBoard record every N steps
     val_every: int = 0  # validation metrics every N steps; 0 = off
     val_size: int = 8  # images in the fixed validation set
@@ -64,6 +65,8 @@ class TrainOptions:
         for name in ("save_every", "keep_last", "val_every", "sample_every", "log_every", "max_nonfinite"):
             if getattr(self, name) < 0:
                 raise ZooError(f"--{name.replace('_', '-')} must be 0 or more")
+        if self.init and self.resume:
+            raise ZooError("--init starts a new run from a checkpoint's weights and --resume continues a run; give one of them")
         if self.max_nonfinite < 1:
             raise ZooError("--max-nonfinite must be at least 1")
         self.log_every = max(1, self.log_every)
@@ -93,7 +96,7 @@ class TrainTask:
 
     Optional hooks (all have working defaults): :meth:`schedulers`,
     :meth:`enable_grad_checkpointing`, :meth:`fsdp_roots`, :meth:`extra_state` /
-    :meth:`load_extra_state`, :meth:`validation_sample`. While :func:`fit` runs, ``self.accelerator`` is the
+    :meth:`load_extra_state`, :meth:`validation_sample`, :meth:`init_missing`. While :func:`fit` runs, ``self.accelerator`` is the
     accelerate ``Accelerator`` (process index, device, ...).
     """
 
@@ -140,6 +143,21 @@ class TrainTask:
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`extra_state` returned."""
+
+    def init_missing(self, keys: list[str], source: Path) -> str | None:
+        """``--init CKPT`` lacks the model tensors ``keys`` (sorted state-dict names): keep
+        their fresh initialisation and return the one-line announcement printed on start
+        (e.g. "a generator-only checkpoint: the discriminator starts from a fresh
+        initialisation"), or raise :class:`~zoo.errors.ZooError` saying what to pass.
+
+        The default refuses: a part of the model the training needs is not in the file. A
+        method overrides this for the parts it documents as freshly initialisable, and
+        should still refuse the others. See docs/training.md, "Fine-tuning"."""
+        shown = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
+        raise ZooError(
+            f"--init {source}: the checkpoint has no weights for {len(keys)} tensor(s) this model trains ({shown}); "
+            "pass a checkpoint of the same architecture that holds them"
+        )
 
     def validation_sample(self, images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator) -> torch.Tensor | None:
         """Inpaint a validation batch with the current (EMA) weights for metrics and sample
