@@ -44,6 +44,7 @@ MODEL_FILE = "model.safetensors"
 CHECKPOINTS = "checkpoints"
 META_KEY = "zoo.train_state"
 PREFIX = "step_"
+STAGE_MARKER = "stage.json"  # marks RUN/<stage>/ of a multi-stage method (its run is the parent folder)
 
 
 # -- tree <-> (JSON, tensors) -------------------------------------------------------------
@@ -190,22 +191,45 @@ def prune(run_dir: Path, keep_last: int) -> list[Path]:
 
 
 def resolve_resume(path: str | Path) -> Path:
-    """``--resume`` takes a run folder (its newest checkpoint) or one checkpoint folder."""
+    """``--resume`` takes a run folder (its newest checkpoint) or one checkpoint folder.
+
+    A run of a multi-stage method keeps each stage's checkpoints in ``RUN/<stage>/`` (a
+    folder marked by a ``stage.json`` with its ``index``); ``--resume RUN`` then takes the
+    newest checkpoint of the last stage that has one."""
     path = Path(path)
     if (path / STATE_FILE).is_file():
         return path
     if path.is_dir():
         ckpts = list_checkpoints(path)
+        if not ckpts:
+            for stage in reversed(stage_dirs(path)):
+                ckpts = list_checkpoints(stage)
+                if ckpts:
+                    break
         if ckpts:
             return ckpts[-1]
         raise ZooError(f"--resume {path}: no complete checkpoint under {path / CHECKPOINTS} (runs write them with --save-every N)")
     raise ZooError(f"--resume {path}: neither a run folder nor a checkpoint folder")
 
 
+def stage_dirs(run_dir: Path) -> list[Path]:
+    """The stage folders ``RUN/<stage>/`` of a multi-stage run, in stage order."""
+
+    def index(p: Path) -> int:
+        try:
+            return int(json.loads((p / STAGE_MARKER).read_text()).get("index", 0))
+        except (OSError, ValueError, AttributeError):
+            return 0
+
+    found = [p for p in Path(run_dir).iterdir() if (p / STAGE_MARKER).is_file()] if Path(run_dir).is_dir() else []
+    return sorted(found, key=lambda p: (index(p), p.name))
+
+
 def run_dir_of(ckpt_dir: Path) -> Path:
-    """``RUN/checkpoints/step_N`` -> ``RUN``."""
+    """``RUN/checkpoints/step_N`` -> ``RUN``; ``RUN/<stage>/checkpoints/step_N`` -> ``RUN``."""
     ckpt_dir = Path(ckpt_dir)
-    return ckpt_dir.parent.parent if ckpt_dir.parent.name == CHECKPOINTS else ckpt_dir
+    run = ckpt_dir.parent.parent if ckpt_dir.parent.name == CHECKPOINTS else ckpt_dir
+    return run.parent if (run / STAGE_MARKER).is_file() else run
 
 
 # -- RNG --------------------------------------------------------------------------------------

@@ -1,0 +1,61 @@
+"""Hook wiring for ``maskgit`` (no logic here)."""
+
+from __future__ import annotations
+
+from zoo import MethodSpec, hookimpl
+from zoo_plugins.maskgit import config as cfg
+
+NAME = "maskgit"
+
+
+@hookimpl
+def zoo_register_methods():
+    return [
+        MethodSpec(
+            name=NAME,
+            summary="MaskGIT: VQ tokens (diffusers VQModel) + bidirectional transformer; the hole's tokens filled by iterative parallel decoding.",
+            family="token",
+            config=cfg.MaskGITConfig,
+            presets=cfg.PRESETS,
+            paper="Chang et al., MaskGIT: Masked Generative Image Transformer, CVPR 2022",
+            license="Apache-2.0 (official MaskGIT code)",
+            default_preset="tiny",
+        )
+    ]
+
+
+@hookimpl
+def zoo_build_model(method, config):
+    if method != NAME:
+        return None
+    from zoo_plugins.maskgit.model import MaskGIT
+
+    config.validate()
+    return MaskGIT(config)
+
+
+@hookimpl
+def zoo_train(method, ctx):
+    if method != NAME:
+        return None
+    from zoo_plugins.maskgit.train import train
+
+    return train(ctx)
+
+
+@hookimpl
+def zoo_sample(method, model, config, images, masks, generator):
+    if method != NAME:
+        return None
+    from zoo_plugins.maskgit.sample import sample
+
+    return sample(model, config, images, masks, generator)
+
+
+@hookimpl
+def zoo_score(method, model, config, images, masks, outputs):
+    if method != NAME:
+        return None
+    from zoo_plugins.maskgit.sample import score
+
+    return score(model, config, images, masks)
