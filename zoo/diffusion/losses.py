@@ -34,16 +34,18 @@ def discretized_gaussian_nll(x, mean, log_scale):
     return -log_probs
 
 
-def vlb_term(chain: Chain, x0, x_t, t, eps, v):
+def vlb_term(chain: Chain, x0, x_t, t, eps, v, clip: bool = True):
     """Per-image variational bound term L_{t-1} in bits/dim for the learned variance, with
-    the mean frozen (the eps MSE trains the mean): Nichol & Dhariwal 2021, sec. 3.1."""
+    the mean frozen (the eps MSE trains the mean): Nichol & Dhariwal 2021, sec. 3.1.
+    ``clip=False`` leaves the x0 estimate unclipped (latents are not bounded by [-1, 1])."""
     eps = eps.detach()
     a, a_prev, beta = (_at(x, t, x0) for x in (chain.alphas_cumprod, chain.alphas_cumprod_prev, chain.betas))
     c1 = beta * a_prev.sqrt() / (1 - a)
     c2 = (1 - a_prev) * (1 - beta).sqrt() / (1 - a)
     true_mean = c1 * x0 + c2 * x_t
     true_logvar = _at(chain.posterior_log_variance_clipped, t, x0)
-    x0_pred = ((x_t - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)
+    x0_pred = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
+    x0_pred = x0_pred.clamp(-1, 1) if clip else x0_pred
     mean = c1 * x0_pred + c2 * x_t
     frac = (v + 1) / 2
     logvar = frac * torch.log(beta) + (1 - frac) * true_logvar
@@ -52,9 +54,10 @@ def vlb_term(chain: Chain, x0, x_t, t, eps, v):
     return torch.where(t == 0, nll, kl)  # (B,)
 
 
-def diffusion_loss(model, chain: Chain, x0: torch.Tensor, generator: torch.Generator | None = None, learn_sigma: bool = False):
+def diffusion_loss(model, chain: Chain, x0: torch.Tensor, generator: torch.Generator | None = None, learn_sigma: bool = False, clip: bool = True):
     """One training loss: t ~ U{0..T-1}, x_t = q(x_t | x0), MSE on eps (+ the VLB term for a
-    learned variance: the "hybrid" loss, L_simple + L_vlb * T / 1000). Returns (loss, logs)."""
+    learned variance: the "hybrid" loss, L_simple + L_vlb * T / 1000). Returns (loss, logs).
+    ``clip``: clip the x0 estimate of the VLB term to [-1, 1] (pixels; False for latents)."""
     b = x0.shape[0]
     t = torch.randint(0, len(chain), (b,), device=x0.device, generator=generator)
     noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
@@ -67,7 +70,7 @@ def diffusion_loss(model, chain: Chain, x0: torch.Tensor, generator: torch.Gener
     if learn_sigma:
         if v is None:
             raise ValueError("learn_sigma needs a network with 2x output channels")
-        vb = vlb_term(chain, x0.float(), x_t.float(), t, eps.float(), v.float()).mean() * len(chain) / 1000.0
+        vb = vlb_term(chain, x0.float(), x_t.float(), t, eps.float(), v.float(), clip=clip).mean() * len(chain) / 1000.0
         loss = loss + vb
         logs["vb"] = vb.item()
     logs["loss"] = loss.item()

@@ -1,0 +1,1 @@
+"""dit-mca: latent diffusion transformer with multi-head contextual attention."""
