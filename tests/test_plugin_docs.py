@@ -42,11 +42,12 @@ def test_the_engine_contract_is_documented():
 
 
 def test_the_documented_families_and_core_fields_are_the_real_ones():
-    from zoo.config import SIZE_FIELDS
+    from zoo.config import SIZE_FIELDS, SIZE_SUFFIXES
     from zoo.spec import FAMILIES
 
     assert ", ".join(f"`{f}`" for f in FAMILIES) in DOC
     for f in SIZE_FIELDS:
         assert f"`{f}`" in DOC, f
+    assert ", ".join(f"`{f}`" for f in SIZE_SUFFIXES) in DOC
     for env in ("ZOO_LOAD_PLUGINS", "ZOO_DISABLE_PLUGINS", "ZOO_TRACE_HOOKS"):
         assert env in DOC

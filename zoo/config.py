@@ -138,8 +138,11 @@ def resolve_config(spec: MethodSpec, preset: str | None = None, overrides: Mappi
     return validate_config(config, spec.name), preset
 
 
-#: Integer config fields that count something a model needs at least one of.
+#: Integer config fields that count something a model needs at least one of: these names...
 SIZE_FIELDS = ("resolution", "channels", "dim", "depth", "heads", "batch_size", "steps", "size", "width", "layers", "blocks", "iters", "iterations")
+#: ... and names ending in ``_`` + one of these (``hidden_dim``, ``patch_size``); a name like
+#: ``warmup_steps`` or ``skip_channels`` may well be 0 and is left to the config's validate().
+SIZE_SUFFIXES = ("resolution", "dim", "depth", "heads", "size", "width")
 
 
 def require(ok: bool, name: str, value: Any, rule: str) -> None:
@@ -152,8 +155,8 @@ def require(ok: bool, name: str, value: Any, rule: str) -> None:
 def validate_config(config: Any, method: str | None = None) -> Any:
     """Check a resolved config before anything is built; returns it unchanged.
 
-    Generic rule: an integer field whose name is or ends in one of :data:`SIZE_FIELDS`
-    (``channels``, ``hidden_dim``, ``patch_size``, ...) must be at least 1. Then the config's
+    Generic rule: an integer field named one of :data:`SIZE_FIELDS`, or ending in ``_`` + one
+    of :data:`SIZE_SUFFIXES` (``hidden_dim``, ``patch_size``), must be at least 1. Then the config's
     own ``validate()`` runs, if it has one (ranges, divisibility the model needs, choices);
     it raises :class:`ZooError` with one line naming the field. Every method's config goes
     through here (``resolve_config``, checkpoints, ``--resume``)."""
@@ -162,7 +165,7 @@ def validate_config(config: Any, method: str | None = None) -> Any:
         value = getattr(config, f.name)
         if isinstance(value, bool) or not isinstance(value, int):
             continue
-        if any(f.name == s or f.name.endswith("_" + s) for s in SIZE_FIELDS) and value < 1:
+        if (f.name in SIZE_FIELDS or any(f.name.endswith("_" + s) for s in SIZE_SUFFIXES)) and value < 1:
             raise ZooError(f"config {f.name}={value}{who}: must be at least 1")
     check = getattr(config, "validate", None)
     if callable(check):
