@@ -130,7 +130,8 @@ def train(
     if steps < 1 or batch_size < 1:
         raise ZooError("--steps and --batch-size must be at least 1")
     # the stored config says how long the run is and with what batch (also after extending it)
-    config = dataclasses.replace(config, **{k: v for k, v in (("steps", steps), ("batch_size", batch_size)) if hasattr(config, k)})
+    fields = {f.name for f in dataclasses.fields(config)}
+    config = dataclasses.replace(config, **{k: v for k, v in (("steps", steps), ("batch_size", batch_size)) if k in fields})
     dataset = open_data(data, resolution=resolution, split="train", seed=seed)
     ctx = TrainContext(
         method=method,
