@@ -143,7 +143,9 @@ class _Kit:
         self.model()
         run = self.workdir / "kit-run"
         assert (run / "model.safetensors").is_file(), f"{self.method}: zoo train left no model.safetensors"
-        logs = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+        files = sorted(run.rglob("log.jsonl"))  # two-stage methods log each stage in its own folder
+        assert files, f"{self.method}: training wrote no log.jsonl under {run}"
+        logs = [json.loads(line) for f in files for line in f.read_text().splitlines()]
         values = [v for r in logs if "step" in r and "event" not in r for k, v in r.items() if isinstance(v, float)]
         assert values and all(math.isfinite(v) for v in values), f"{self.method}: training logged no or non-finite losses: {values[:8]}"
 
