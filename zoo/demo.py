@@ -39,7 +39,7 @@ class Budget:
 
 
 BUDGETS = {
-    "fast": Budget(steps=2, batch_size=2, count=4, size=32),  # the test's budget: seconds per method
+    "fast": Budget(steps=2, batch_size=2, count=2, size=32),  # the test's budget: seconds per method
     "full": Budget(steps=150, batch_size=8, count=24, size=32),
 }
 
