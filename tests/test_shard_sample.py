@@ -52,3 +52,28 @@ def test_batches_are_shared_out_by_index():
 
     owners = [[r for r in range(3) if mine(i, r, 3)] for i in range(7)]
     assert all(len(o) == 1 for o in owners) and [o[0] for o in owners] == [0, 1, 2, 0, 1, 2, 0]
+
+
+def test_compare_on_two_processes_equals_one(tmp_path):
+    import json
+
+    from zoo import runner
+    from zoo.train import TrainOptions
+
+    ckpt = runner.train("dit-mca", "shapes", preset="tiny", steps=1, batch_size=2, out_dir=tmp_path / "run", options=TrainOptions(progress=False, device="cpu", tensorboard=False))
+    common = ["compare", "--metric", "psnr,l1-hole", "--data", "shapes", "--masks", "lama-medium", "--count", "3", "--size", "32", "--batch-size", "1",
+              "--checkpoint", str(ckpt), "--bootstrap", "0"]
+    one = _zoo(*common, "--out", "one", cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    two = _zoo(*common, "--out", "two", "--devices", "2", cwd=tmp_path)
+    assert two.returncode == 0, two.stderr
+    files = sorted(p.relative_to(tmp_path / "one").as_posix() for p in (tmp_path / "one").rglob("*") if p.is_file())
+    assert sorted(p.relative_to(tmp_path / "two").as_posix() for p in (tmp_path / "two").rglob("*") if p.is_file()) == files
+    for f in files:
+        if f.endswith(".png") or f.endswith("progress.json") or f.endswith("done.json") or f.startswith("scores/"):
+            assert (tmp_path / "one" / f).read_bytes() == (tmp_path / "two" / f).read_bytes(), f
+    a, b = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("one", "two"))
+    for d in (a, b):
+        d.pop("command", None)
+        d["eval_set"].pop("path", None)
+    assert a == b
