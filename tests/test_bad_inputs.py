@@ -136,6 +136,8 @@ CASES: list[tuple[str, list[str], dict[str, str], str]] = [
     # -- zoo train ------------------------------------------------------------------------
     ("train-unknown-method", ["train", "nope", "--data", "shapes"], {}, "unknown method 'nope'"),
     ("sample-devices-0", SAMPLE + ["--out", "newout", "--devices", "0"], {}, "--devices"),
+    ("bench-set-not-benched", ["bench", "conv-l1", "--set", "lama.ratio_g=0.5"], {}, "not among the benched"),
+    ("bench-set-bad-key", ["bench", "conv-l1", "--set", "conv-l1.bogus=1"], {}, "bogus"),
     ("bench-unknown-method", ["bench", "conv-l1", "nope"], {}, "unknown method 'nope'"),
     ("bench-unknown-preset", ["bench", "conv-l1", "--preset", "huge"], {}, "no preset 'huge'"),
     ("bench-resolution-0", ["bench", "conv-l1", "--resolution", "0"], {}, "--resolution 0"),

@@ -32,7 +32,7 @@ def test_bench_json_on_two_tiny_methods(tmp_path):
 
     out = tmp_path / "b.json"
     res = _run(["bench", "conv-l1", "maskgit", "--json", "--repeats", "2", "--out", str(out)])
-    doc = json.loads(res.output[res.output.index("{"):])
+    doc = json.loads(res.stdout)  # stdout holds only the JSON
     assert json.loads(out.read_text()) == doc
     assert doc["settings"]["batch_size"] == 1 and doc["settings"]["repeats"] == 2 and doc["settings"]["device"] == "cpu"
     assert doc["machine"]["cpu"] and doc["machine"]["torch_threads"] >= 1

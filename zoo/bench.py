@@ -357,21 +357,27 @@ def bench_method(method: str, settings: BenchSettings, overrides: dict[str, Any]
     return result
 
 
-def bench(methods: list[str] | None, settings: BenchSettings, progress: bool = True) -> dict[str, Any]:
-    """Bench ``methods`` (default: every method ``zoo list`` shows); returns the JSON document."""
+def bench(methods: list[str] | None, settings: BenchSettings, progress: bool = True, overrides: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+    """Bench ``methods`` (default: every method ``zoo list`` shows); returns the JSON document.
+    ``overrides``: config values per method (``--set METHOD.KEY=VALUE``), e.g. a cheaper
+    sampling schedule for timing the network call of a large preset."""
     from tqdm.auto import tqdm
 
     settings.check()
     manager = get_manager()
     names = list(methods) if methods else sorted(manager.methods())
+    overrides = dict(overrides or {})
+    for name in overrides:
+        if name not in names:
+            raise ZooError(f"--set {name}.…: {name!r} is not among the benched methods ({', '.join(names)})")
     for name in names:
-        spec = manager.method(name)  # unknown name: one line before anything runs
-        if methods and settings.preset is not None and settings.preset not in spec.presets:
-            raise ZooError(f"method {name!r} has no preset {settings.preset!r}; valid: {', '.join(spec.presets)}")
+        manager.method(name)  # unknown name: one line before anything runs
+        if methods:  # methods named by the user: a bad preset, --set or --resolution is one line now
+            _config(name, settings, overrides.get(name))
     device = get_device(settings.device)
     results = []
     for name in tqdm(names, desc="bench", disable=not progress, dynamic_ncols=True):
-        results.append(bench_method(name, settings).as_dict())
+        results.append({**bench_method(name, settings, overrides.get(name)).as_dict(), "set": overrides.get(name, {})})
     return {
         "settings": {**dataclasses.asdict(settings), "device": str(device)},
         "machine": machine_info(device),

@@ -18,9 +18,10 @@ import click
 @click.option("--repeats", type=int, default=3, show_default=True, help="Timed sampler calls (median, min, max); also timed training steps.")
 @click.option("--train", "with_train", is_flag=True, help="Also time the engine's training step and its peak memory.")
 @click.option("--no-flops", is_flag=True, help="Skip the FLOP count (one extra sampler call).")
+@click.option("--set", "set_items", multiple=True, metavar="METHOD.KEY=VALUE", help="Config value of one method, e.g. repaint.sampling=fast (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON document instead of the table.")
 @click.option("--out", "out_file", default=None, help="Also write the JSON document to this file.")
-def bench_cmd(methods, preset, resolution, batch_size, device, precision, warmup, repeats, with_train, no_flops, as_json, out_file) -> None:
+def bench_cmd(methods, preset, resolution, batch_size, device, precision, warmup, repeats, with_train, no_flops, set_items, as_json, out_file) -> None:
     """Sampling (and with --train, training) cost of METHOD... (default: every method in `zoo list`).
 
     Latency per image, images/s, network calls per image (nfe), s per call, parameters,
@@ -36,7 +37,20 @@ def bench_cmd(methods, preset, resolution, batch_size, device, precision, warmup
         raise ZooError(f"--out {out_file}: is a folder; give a file name, e.g. bench.json")
     settings = BenchSettings(preset=preset, resolution=resolution, batch_size=batch_size, device=device, precision=precision,
                              warmup=warmup, repeats=repeats, train=with_train, flops=not no_flops)
-    doc = bench(list(methods), settings, progress=not as_json)
+    import contextlib
+    import sys
+
+    from zoo.config import parse_set_options
+
+    overrides: dict[str, dict[str, str]] = {}
+    for key, value in parse_set_options(set_items).items():
+        method, dot, field_name = key.partition(".")
+        if not dot or not field_name:
+            raise ZooError(f"--set {key}={value}: write METHOD.KEY=VALUE, e.g. repaint.sampling=fast")
+        overrides.setdefault(method, {})[field_name] = value
+    # what methods print while they run goes to stderr: stdout holds only the table or the JSON
+    with contextlib.redirect_stdout(sys.stderr):
+        doc = bench(list(methods), settings, progress=not as_json, overrides=overrides)
     text = json.dumps(doc, indent=1, default=str)
     if out_file:
         Path(out_file).parent.mkdir(parents=True, exist_ok=True)
