@@ -120,3 +120,18 @@ def test_demo_fast_end_to_end_and_resumes(tmp_path):
     _run(["demo", "--out", str(out), "--budget", "fast"])
     readme = (out / "README.md").read_text()
     assert "| trained |" not in readme and readme.count("| cached |") == len(learned)
+
+
+def test_a_failing_training_step_keeps_the_sampling_figures(monkeypatch):
+    import zoo.bench as zb
+    from zoo.bench import BenchSettings, bench, table
+    from zoo.errors import ZooError
+
+    def no_weights(method, settings, overrides=None):
+        raise ZooError("the perceptual loss needs weights X")
+
+    monkeypatch.setattr(zb, "bench_training", no_weights)
+    doc = bench(["conv-l1"], BenchSettings(repeats=1, flops=False, train=True), progress=False)
+    r = doc["results"][0]
+    assert r["ok"] and r["params"] > 0 and r["train"] == {"error": "the perceptual loss needs weights X"}
+    assert "failed: the perceptual loss needs weights X" in table(doc)

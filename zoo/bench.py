@@ -347,13 +347,18 @@ def bench_method(method: str, settings: BenchSettings, overrides: dict[str, Any]
     try:
         result.values = bench_sampling(method, settings, overrides)
         result.preset = result.values.pop("preset")
-        if settings.train:
-            result.values.update(bench_training(method, settings, overrides))
     except ZooError as exc:
         result.ok, result.error = False, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     except Exception as exc:  # noqa: BLE001 - a method's bug must not stop the others
         text = str(exc).strip().splitlines()
         result.ok, result.error = False, f"{type(exc).__name__}: {text[0] if text else ''}".strip()
+    if settings.train and result.ok:  # a training failure keeps the sampling figures
+        try:
+            result.values.update(bench_training(method, settings, overrides))
+        except Exception as exc:  # noqa: BLE001
+            text = str(exc).strip().splitlines()
+            line = text[0] if text else type(exc).__name__
+            result.values["train"] = {"error": line if isinstance(exc, ZooError) else f"{type(exc).__name__}: {line}"}
     return result
 
 
@@ -410,6 +415,9 @@ def table(doc: dict[str, Any]) -> str:
                  _fmt(r.get("gflops_per_call")), _fmt(r.get("gflops_per_image")), f"{r['peak_memory_bytes'] / 2**20:.1f}"]
         if train:
             t = r.get("train")
-            cells += [f"{t['step_s']['median']:.4g}", str(t["batch_size"]), f"{t['peak_memory_bytes'] / 2**20:.1f}"] if t else ["-", "-", "-"]
+            if t and "error" in t:
+                cells += [f"failed: {t['error']}", "-", "-"]
+            else:
+                cells += [f"{t['step_s']['median']:.4g}", str(t["batch_size"]), f"{t['peak_memory_bytes'] / 2**20:.1f}"] if t else ["-", "-", "-"]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)

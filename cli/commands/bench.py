@@ -63,6 +63,8 @@ def bench_cmd(methods, preset, resolution, batch_size, device, precision, warmup
     for r in doc["results"]:
         if not r["ok"]:
             click.echo(f"Warning: {r['method']} failed: {r['error']}", err=True)
+        elif (r.get("train") or {}).get("error"):
+            click.echo(f"Warning: {r['method']} training step failed: {r['train']['error']}", err=True)
 
 
 @click.command("demo")
