@@ -163,7 +163,7 @@ def _readme(out: Path, s: dict[str, Any], res: Any, compare_cmd: list[str]) -> s
         f"baselines ({', '.join(s['classical']) or 'none'}) on one eval set of {b['count']} `shapes` images at {b['size']} px with "
         f"LaMa medium masks (`lama-medium`), metrics {', '.join(s['metrics'])}"
         + (f" ({', '.join(s['skipped_metrics'])} skipped: their weights are not on disk, and the demo downloads nothing)" if s["skipped_metrics"] else "")
-        + ". Tiny models trained for seconds: the numbers show the zoo working end to end, not what the methods can do.", "",
+        + ". Tiny models trained briefly: the numbers show the zoo working end to end, not what the methods can do.", "",
         f"Wall time of this run: {s['total_s']:.0f} s (training {s['train_s']:.0f} s, compare {s['compare_s']:.0f} s; "
         "parts already done when it started are skipped and not counted again).", "",
         "## Results", "", report, "",
