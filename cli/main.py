@@ -96,9 +96,9 @@ def app() -> None:
 
 
 def _register() -> None:
-    from zoo_cli.commands import catalog, compare, data, extras, fetch, importer, masks, sample, score, train
+    from zoo_cli.commands import bench, catalog, compare, data, extras, fetch, importer, masks, sample, score, train
 
-    for module in (catalog, train, sample, score, compare, importer, fetch, data, masks, extras):
+    for module in (catalog, train, sample, score, compare, importer, fetch, data, masks, extras, bench):
         for command in module.COMMANDS:
             app.add_command(command)
     try:

@@ -135,6 +135,18 @@ SCORE = ["score", "--pred", G, "--gt", G]
 CASES: list[tuple[str, list[str], dict[str, str], str]] = [
     # -- zoo train ------------------------------------------------------------------------
     ("train-unknown-method", ["train", "nope", "--data", "shapes"], {}, "unknown method 'nope'"),
+    ("sample-devices-0", SAMPLE + ["--out", "newout", "--devices", "0"], {}, "--devices"),
+    ("bench-set-not-benched", ["bench", "conv-l1", "--set", "lama.ratio_g=0.5"], {}, "not among the benched"),
+    ("bench-set-bad-key", ["bench", "conv-l1", "--set", "conv-l1.bogus=1"], {}, "bogus"),
+    ("bench-unknown-method", ["bench", "conv-l1", "nope"], {}, "unknown method 'nope'"),
+    ("bench-unknown-preset", ["bench", "conv-l1", "--preset", "huge"], {}, "no preset 'huge'"),
+    ("bench-resolution-0", ["bench", "conv-l1", "--resolution", "0"], {}, "--resolution 0"),
+    ("bench-batch-0", ["bench", "conv-l1", "--batch-size", "0"], {}, "--batch-size 0"),
+    ("bench-repeats-0", ["bench", "conv-l1", "--repeats", "0"], {}, "--repeats"),
+    ("bench-bad-device", ["bench", "conv-l1", "--device", "tpu"], {}, "unknown device 'tpu'"),
+    ("bench-bad-precision", ["bench", "conv-l1", "--precision", "fp8"], {}, "fp8"),
+    ("bench-out-is-folder", ["bench", "telea", "--no-flops", "--repeats", "1", "--out", "good"], {}, "--out good"),
+    ("demo-bad-budget", ["demo", "--out", "newdemo", "--budget", "huge"], {}, "huge"),
     ("train-unknown-preset", ["train", "conv-l1", "--data", "shapes", "--preset", "huge"], {}, "valid choices: base, tiny"),
     ("train-set-unknown-key", TRAIN + ["--set", "bogus=1"], {}, "unknown config key for conv-l1"),
     ("train-set-no-equals", TRAIN + ["--set", "channels"], {}, "--set expects key=value"),

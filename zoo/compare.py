@@ -225,11 +225,15 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def sample_entry(entry: Entry, ev, pred_dir: Path, seed: int = 0, batch_size: int = 8, device: str | None = None, progress: bool = True) -> tuple[dict[str, float], str]:
+def sample_entry(entry: Entry, ev, pred_dir: Path, seed: int = 0, batch_size: int = 8, device: str | None = None, progress: bool = True,
+                 rank: int = 0, world_size: int = 1) -> tuple[dict[str, float], str]:
     """Inpaint every eval-set item with ``entry``'s method into ``pred_dir``; resumable.
 
     Returns the plugin's ``zoo_score`` numbers (image-weighted means over batches) and how
     the predictions came to be: "cached" (all on disk already), "resumed" or "sampled".
+    With ``world_size > 1`` only the batches whose index is ``rank`` modulo ``world_size``
+    are sampled, their progress goes to ``progress.rankR.json`` and nothing is returned; a
+    later one-process call merges those files and finishes the entry (:mod:`zoo.shard`).
     """
     from zoo.device import get_device
     from zoo.imageio import save_image
@@ -244,11 +248,18 @@ def sample_entry(entry: Entry, ev, pred_dir: Path, seed: int = 0, batch_size: in
     progress_file = pred_dir / "progress.json"
     state = _read_json(progress_file)
     if state is None or state.get("fingerprint") != fp:
-        if pred_dir.exists():
-            shutil.rmtree(pred_dir)  # predictions of something else: start over
         state = {"fingerprint": fp, "batches": {}}
+    how = "resumed" if state["batches"] else "sampled"  # batches the processes of --devices N sampled count as sampled
+    for part in sorted(pred_dir.glob("progress.rank*.json")):  # batches that processes of --devices N finished
+        shard = _read_json(part)
+        if shard is not None and shard.get("fingerprint") == fp:
+            state["batches"].update(shard["batches"])
+    if not state["batches"] and pred_dir.exists():
+        shutil.rmtree(pred_dir)  # predictions of something else: start over
     pred_dir.mkdir(parents=True, exist_ok=True)
-    how = "resumed" if state["batches"] else "sampled"
+    if world_size > 1:
+        progress_file = pred_dir / f"progress.rank{rank}.json"
+        state = {"fingerprint": fp, "batches": {k: v for k, v in state["batches"].items() if (int(k) // batch_size) % world_size == rank}}
 
     items = ev.items
     dev = get_device(device)
@@ -258,6 +269,8 @@ def sample_entry(entry: Entry, ev, pred_dir: Path, seed: int = 0, batch_size: in
     bar = tqdm(total=len(items), desc=f"sample {entry.label}", disable=not progress, dynamic_ncols=True)
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
+        if (start // batch_size) % world_size != rank:
+            continue
         outs = [pred_dir / f"{it['name']}.png" for it in chunk]
         if str(start) in state["batches"] and all(p.is_file() for p in outs):
             bar.update(len(chunk))
@@ -276,8 +289,14 @@ def sample_entry(entry: Entry, ev, pred_dir: Path, seed: int = 0, batch_size: in
         write_text(progress_file, json.dumps(state, indent=1))
         bar.update(len(chunk))
     bar.close()
+    if world_size > 1:
+        return {}, how
+    state["batches"] = dict(sorted(state["batches"].items(), key=lambda kv: int(kv[0])))  # as one process orders them
     method_scores = _weighted_means(state["batches"].values())
+    write_text(progress_file, json.dumps(state, indent=1))
     write_text(pred_dir / "done.json", json.dumps({"fingerprint": fp, "method_scores": method_scores}, indent=1))
+    for part in pred_dir.glob("progress.rank*.json"):
+        part.unlink()
     return method_scores, how
 
 

@@ -285,13 +285,17 @@ def sample_folder(
     device: str | None = None,
     progress: bool = True,
     overwrite: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> SampleReport:
     """Inpaint every image of a folder with the mask of the same name; write PNGs.
 
     ``out_dir`` may not be, contain or lie inside ``images`` or ``masks``; an existing
     non-empty ``out_dir`` needs ``overwrite`` (then only the files this call writes are
     replaced). Everything is checked before the first file is written, and a call that fails
-    removes what it wrote."""
+    removes what it wrote. ``rank`` / ``world_size``: this process writes only the batches
+    whose index is ``rank`` modulo ``world_size`` (:mod:`zoo.shard`; seeds depend on the
+    image's position only, so the files equal a one-process run's)."""
     if num_samples < 1:
         raise ZooError("--num-samples must be at least 1")
     if batch_size < 1:
@@ -304,10 +308,14 @@ def sample_folder(
     images_root = Path(images)
     info_total: dict[str, Any] = {}
     notes: list[str] = []
-    with removed_on_failure(out_dir), tqdm(total=len(pairs) * num_samples, desc=f"sample {method}", disable=not progress, dynamic_ncols=True) as bar:
+    if not 0 <= rank < world_size:
+        raise ZooError(f"rank {rank} is not in 0 ... {world_size - 1}")
+    starts = [s for i, s in enumerate(range(0, len(pairs), batch_size)) if i % world_size == rank]
+    count = sum(len(pairs[s : s + batch_size]) for s in starts) * num_samples
+    with removed_on_failure(out_dir), tqdm(total=count, desc=f"sample {method}", disable=not progress, dynamic_ncols=True) as bar:
         out_dir.mkdir(parents=True, exist_ok=True)
         for k in range(num_samples):
-            for start in range(0, len(pairs), batch_size):
+            for start in starts:
                 chunk = pairs[start : start + batch_size]
                 imgs, msks, names = [], [], []
                 for img_path, mask_path in chunk:
@@ -335,7 +343,7 @@ def sample_folder(
                     bar.update(len(group))
                     if "nfe" in info:
                         bar.set_postfix(nfe=info["nfe"])
-    return SampleReport(count=len(pairs) * num_samples, out_dir=out_dir, info=info_total, notes=notes)
+    return SampleReport(count=count, out_dir=out_dir, info=info_total, notes=notes)
 
 
 def _resolution_note(method: str, config: Any, size: Any) -> str | None:

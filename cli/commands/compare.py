@@ -21,7 +21,8 @@ def warn_all(warnings) -> None:
 @click.option("--set", "set_items", multiple=True, metavar="METHOD.KEY=VALUE", help="Sampling setting of one method, e.g. repaint.sampling=fast (repeatable).")
 @eval_options
 @click.option("--json", "as_json", is_flag=True, help="Print results.json instead of the table.")
-def compare_cmd(metric_list, data, masks, methods, checkpoints, out_dir, set_items, count, size, seed, batch_size, fid_weights, fid_layer, bootstrap, device, as_json) -> None:
+@click.option("--devices", type=int, default=1, show_default=True, help="Processes the sampling is split over (gloo; report identical to one process).")
+def compare_cmd(metric_list, data, masks, methods, checkpoints, out_dir, set_items, count, size, seed, batch_size, fid_weights, fid_layer, bootstrap, device, as_json, devices) -> None:
     """Compare methods on one eval set: identical images, masks and seeds for all.
 
     Writes results.json, results.csv, report.md, plots/<metric>.png and grid.png into --out.
@@ -43,8 +44,16 @@ def compare_cmd(metric_list, data, masks, methods, checkpoints, out_dir, set_ite
             raise ZooError(f"--set {key}={value}: write METHOD.KEY=VALUE, e.g. repaint.sampling=fast")
         overrides.setdefault(method, {})[field_name] = value
     entries = resolve_entries([m.strip() for m in methods.split(",") if m.strip()], checkpoints, overrides)
-    res = run_compare(entries, specs, out_dir, data, masks, count=count, size=size, seed=seed, batch_size=batch_size,
-                      device=device, fid_weights=fid_weights, fid_layer=fid_layer, bootstrap=bootstrap, command=sys.argv)
+    if devices < 1:
+        raise ZooError("--devices must be at least 1")
+    kwargs = dict(count=count, size=size, seed=seed, batch_size=batch_size, device=device, fid_weights=fid_weights, fid_layer=fid_layer,
+                  bootstrap=bootstrap, command=sys.argv)
+    if devices > 1:
+        from zoo.shard import launch_compare
+
+        res = launch_compare(devices, entries, specs, out_dir, data, masks, **kwargs)
+    else:
+        res = run_compare(entries, specs, out_dir, data, masks, **kwargs)
     warn_all(res.warnings)
     if as_json:
         click.echo((res.out_dir / "results.json").read_text())

@@ -1,10 +1,9 @@
-"""``zoo new-plugin``, ``zoo bench``, ``zoo demo``."""
+"""``zoo new-plugin`` (``zoo bench`` and ``zoo demo`` live in bench.py)."""
 
 from __future__ import annotations
 
 import click
 
-from zoo.errors import ZooError
 
 
 @click.command("new-plugin")
@@ -21,16 +20,4 @@ def new_plugin_cmd(name: str, out_dir: str | None, kind: str) -> None:
     click.echo(f"next: python -m pip install --no-build-isolation -e {root}  &&  zoo plugins  &&  (cd {root} && python -m pytest)")
 
 
-@click.command("bench", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-def bench_cmd() -> None:
-    """Speed and memory benchmarks (not available yet; see benchmarks/)."""
-    raise ZooError("`zoo bench` is not available yet in this version; see benchmarks/")
-
-
-@click.command("demo", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-def demo_cmd() -> None:
-    """A side-by-side demo (not available yet)."""
-    raise ZooError("`zoo demo` is not available yet in this version")
-
-
-COMMANDS = [new_plugin_cmd, bench_cmd, demo_cmd]
+COMMANDS = [new_plugin_cmd]

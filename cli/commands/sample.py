@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from zoo_cli.options import device_option, existing_dir, seed_option, set_option
@@ -20,25 +22,29 @@ from zoo_cli.options import device_option, existing_dir, seed_option, set_option
 @click.option("--mask-convention", type=click.Choice(["hole-white", "hole-black"]), default="hole-white", show_default=True, help="hole-black for RePaint/diffusers-style masks.")
 @device_option
 @click.option("--overwrite", is_flag=True, help="Write into an existing non-empty --out (only the files this command writes are replaced).")
-def sample_cmd(method, checkpoint, images, masks, out_dir, seed, num_samples, set_items, batch_size, mask_convention, device, overwrite) -> None:
+@click.option("--devices", type=int, default=1, show_default=True, help="Processes the batches are split over (gloo; files identical to one process).")
+def sample_cmd(method, checkpoint, images, masks, out_dir, seed, num_samples, set_items, batch_size, mask_convention, device, overwrite, devices) -> None:
     """Inpaint every image in --images with the mask of the same name in --masks."""
     from zoo import runner
     from zoo.config import parse_set_options
+    from zoo.errors import ZooError
+    from zoo.shard import launch_sample, world
 
-    report = runner.sample_folder(
-        method,
-        checkpoint,
-        images,
-        masks,
-        out_dir,
-        seed=seed,
-        num_samples=num_samples,
-        overrides=parse_set_options(set_items),
-        batch_size=batch_size,
-        mask_convention=mask_convention,
-        device=device,
-        overwrite=overwrite,
-    )
+    if devices < 1:
+        raise ZooError("--devices must be at least 1")
+    if batch_size < 1:
+        raise ZooError("--batch-size must be at least 1")
+    kwargs = dict(method=method, checkpoint=checkpoint, images=images, masks=masks, out_dir=out_dir, seed=seed, num_samples=num_samples,
+                  overrides=parse_set_options(set_items), batch_size=batch_size, mask_convention=mask_convention, device=device, overwrite=overwrite)
+    rank, size = world()
+    if devices > 1 and size == 1:
+        runner.build_model(method, checkpoint, kwargs["overrides"])  # a bad method or checkpoint: one line before any process starts
+        done = launch_sample(devices, kwargs)
+        report = runner.SampleReport(count=done["count"], out_dir=Path(out_dir), info=done["info"], notes=done["notes"])
+    else:  # one process, or one of several started by accelerate launch / torchrun
+        if size > 1:
+            kwargs["overwrite"] = True  # the processes share --out
+        report = runner.sample_folder(**kwargs, rank=rank, world_size=size)
     for note in report.notes:
         click.echo(f"Note: {note}", err=True)
     nfe = report.info.get("nfe")
