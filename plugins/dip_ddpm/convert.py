@@ -74,7 +74,7 @@ def load_prior(source: str | Path, preset: str | None = None) -> Prior:
     if IMPORTER not in manager.methods():
         raise ZooError(f"reading {source} needs the {IMPORTER!r} plugin's importer (guided-diffusion / diffusers priors); install or enable it, or give a zoo checkpoint")
     presets = manager.method(IMPORTER).presets
-    imported = manager.hook.zoo_import_checkpoint(method=IMPORTER, source=source, preset=preset if preset in presets else None)
+    imported = manager.hook.zoo_import_checkpoint(method=IMPORTER, source=source, preset=preset if preset in presets else None, overrides={})
     if imported is None:
         raise ZooError(f"no importer read {source}")
     prov = {"kind": "prior", "source": str(source), "importer": IMPORTER, **imported.provenance}
