@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import torch
 
-from zoo.diffusion.losses import diffusion_loss
 from zoo.spec import TrainContext, TrainResult
-from zoo.train import Phase, TrainTask, fit
+from zoo.train import fit
+from zoo.train.prior import DiffusionPriorTask
 from zoo_plugins.dip_ddpm.model import DipDdpm, make_chain
 
 
@@ -24,22 +24,11 @@ def dip_loss(pred: torch.Tensor, target: torch.Tensor, fit_mask: torch.Tensor) -
     return per_image.sum()
 
 
-class PriorTask(TrainTask):
-    """The unconditional DDPM prior; the batch's masks are ignored."""
+class PriorTask(DiffusionPriorTask):
+    """The shared diffusion-prior task (zoo.train.prior) on dip-ddpm's chain."""
 
     def __init__(self, model: DipDdpm, config) -> None:
-        self.model, self.config = model, config
-        self.ema_decay = config.ema_decay
-        self.chain = make_chain(config)
-
-    def optimizers(self):
-        return {"prior": torch.optim.AdamW(self.model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)}
-
-    def phases(self):
-        return [Phase("prior", self.loss)]
-
-    def loss(self, batch: dict, step: int):
-        return diffusion_loss(self.model, self.chain, batch["image"], learn_sigma=self.config.learn_sigma)
+        super().__init__(model, config, make_chain(config))
 
 
 def train(model: DipDdpm, ctx: TrainContext) -> TrainResult:
