@@ -22,8 +22,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from zoo.diffusion import Chain, make_betas
-from zoo.diffusion.guided_unet import GuidedUNet, GuidedUNetConfig
+from zoo.diffusion import Chain
+from zoo.diffusion.guided_unet import GuidedUNetConfig
+from zoo.diffusion.prior import UNetPrior, guided_unet_config, prior_chain
 from zoo_plugins.dip_ddpm.config import DipDdpmConfig
 
 
@@ -121,45 +122,11 @@ class SkipNet(nn.Module):
 
 # -- stage 2: the DDPM prior ------------------------------------------------------------------
 def unet_config(cfg: DipDdpmConfig) -> GuidedUNetConfig:
-    return GuidedUNetConfig(
-        image_size=cfg.resolution,
-        in_channels=3,
-        model_channels=cfg.channels,
-        out_channels=6 if cfg.learn_sigma else 3,
-        num_res_blocks=cfg.num_res_blocks,
-        attention_resolutions=tuple(cfg.attention_resolutions),
-        channel_mult=tuple(cfg.channel_mult),
-        dropout=cfg.dropout,
-        num_head_channels=cfg.num_head_channels,
-        use_scale_shift_norm=cfg.use_scale_shift_norm,
-        resblock_updown=cfg.resblock_updown,
-    )
+    return guided_unet_config(cfg)
 
 
-class EpsPrior(nn.Module):
-    """x_t (B, 3, H, W), t (B,) -> eps (B, 3, H, W) or [eps | v] (B, 6, H, W); UNet as ``unet``."""
-
-    def __init__(self, cfg: DipDdpmConfig) -> None:
-        super().__init__()
-        self.diffusers = cfg.backbone == "diffusers"
-        if self.diffusers:
-            from diffusers import UNet2DModel
-
-            self.unet = UNet2DModel.from_config(dict(cfg.diffusers_unet))
-            self.multiple = 2 ** (len(self.unet.config.block_out_channels) - 1)
-        else:
-            self.unet = GuidedUNet(unet_config(cfg))
-            self.multiple = 2 ** (len(cfg.channel_mult) - 1)
-
-    def set_grad_checkpointing(self, on: bool = True) -> None:
-        """The switch the training engine looks for (``--grad-checkpointing``)."""
-        if self.diffusers:
-            self.unet.enable_gradient_checkpointing() if on else self.unet.disable_gradient_checkpointing()
-        else:
-            self.unet.cfg.grad_checkpointing = on
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return self.unet(x, t).sample if self.diffusers else self.unet(x, t)
+class EpsPrior(UNetPrior):
+    """The shared prior (zoo.diffusion.prior): x_t, t -> eps or [eps | v]; UNet as ``unet``."""
 
 
 class DipDdpm(nn.Module):
@@ -176,7 +143,7 @@ class DipDdpm(nn.Module):
 
 def make_chain(cfg: DipDdpmConfig) -> Chain:
     """The prior's training chain (T levels)."""
-    return Chain.from_betas(make_betas(cfg.beta_schedule, cfg.diffusion_steps, cfg.beta_start, cfg.beta_end))
+    return prior_chain(cfg)
 
 
 def refine_chain(cfg: DipDdpmConfig) -> Chain:
