@@ -186,6 +186,12 @@ CASES: list[tuple[str, list[str], dict[str, str], str]] = [
     ("train-device-unknown", TRAIN + ["--device", "tpu"], {}, "unknown device 'tpu'"),
     ("train-device-cuda-index", TRAIN + ["--device", "cuda:7"], {}, "cuda:7"),
     ("train-zoo-device-env", TRAIN, {"ZOO_DEVICE": "npu"}, "unknown device 'npu'"),
+    # the methods' own paths are checked before their first stage trains
+    ("train-dit-init-missing", ["train", "dit-mca", "--data", "shapes", "--preset", "tiny", "--set", "init=/no/dit.pt", "--out", "newrun"], {}, "init=/no/dit.pt does not exist"),
+    ("train-dit-vae-missing", ["train", "dit-mca", "--data", "shapes", "--preset", "tiny", "--set", "vae=/no/vae", "--out", "newrun"], {}, "vae=/no/vae"),
+    ("train-maskgit-tokenizer-missing", ["train", "maskgit", "--data", "shapes", "--preset", "tiny", "--set", "tokenizer=/no/vq", "--out", "newrun"], {}, "/no/vq"),
+    ("train-dip-prior-missing", ["train", "dip-ddpm", "--data", "shapes", "--preset", "tiny", "--set", "prior=/no/prior", "--out", "newrun"], {}, "/no/prior"),
+    ("import-mat-junk-pickle", ["import", "mat", "notes.txt", "--out", "new.safetensors"], {}, "notes.txt"),
     ("train-init-missing", ["train", "conv-l1", "--init", "nope.safetensors", "--data", "shapes", "--out", "newrun"], {}, "--init nope.safetensors: checkpoint does not exist"),
     ("train-init-not-a-checkpoint", ["train", "conv-l1", "--init", "fake.safetensors", "--data", "shapes", "--out", "newrun"], {}, "fake.safetensors"),
     ("train-init-truncated", ["train", "conv-l1", "--init", "half.safetensors", "--data", "shapes", "--out", "newrun"], {}, "half.safetensors"),

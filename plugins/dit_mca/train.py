@@ -139,6 +139,9 @@ def train(ctx: TrainContext) -> TrainResult:
     model = DitMca(cfg)
     resume = getattr(ctx.options, "resume", None) if ctx.options is not None else None
     out = Path(ctx.out_dir)
+    if cfg.init and resume is None and cfg.stage != "vae" and not Path(cfg.init).is_file():
+        # before stage 1 trains: a typo must not cost a VAE stage first
+        raise ZooError(f"dit-mca: init={cfg.init} does not exist; give a DiT checkpoint file (e.g. DiT-XL-2-256x256.pt)")
 
     if cfg.stage == "vae":
         result = fit(VaeTask(model, cfg), ctx)
