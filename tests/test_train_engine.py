@@ -402,3 +402,18 @@ def test_unknown_validation_metric_is_skipped_with_a_warning(tmp_path):
         fit(conv_task(), make_ctx(tmp_path, steps=1, val_every=1, val_size=2, val_metrics="psnr,no-such-metric"))
     vals = [r for r in read_events(tmp_path) if r.get("event") == "val"]
     assert len(vals) == 1 and "psnr" in vals[0] and "no-such-metric" not in vals[0]
+
+
+def test_step_listener_sees_every_step_and_only_inside_its_block(tmp_path):
+    from zoo.train import StepEvent, step_listener
+
+    seen: list[StepEvent] = []
+    with step_listener(seen.append):
+        with pytest.warns(UserWarning, match="NaN/Inf loss"):
+            fit(NanTask({2}), make_ctx(tmp_path / "a", steps=4))
+    assert [e.step for e in seen] == [1, 2, 3, 4] and all(e.steps == 4 and e.rank == 0 for e in seen)
+    assert all(e.seconds > 0 and e.out_dir == tmp_path / "a" for e in seen)
+    assert [bool(e.skipped) for e in seen] == [False, False, True, False]  # the NaN step names its skipped phase
+    assert seen[0].logs and all(isinstance(v, float) for v in seen[0].logs.values())
+    fit(NanTask(set()), make_ctx(tmp_path / "b", steps=2))
+    assert len(seen) == 4  # the block is closed: no more events

@@ -19,7 +19,8 @@ The loop, per step::
             backward(scale * phase.loss(mb, step) * len(mb) / len(chunk))
         if a loss was NaN/Inf on any process: skip this step's update
         average gradients over processes (dist.py); unscale; clip; step; scheduler
-    update EMA; sync buffers; log; validate; save every N steps; stop on SIGINT/SIGTERM
+    update EMA; sync buffers; log; tell step listeners (zoo.train.events); validate;
+    save every N steps; stop on SIGINT/SIGTERM
 
 Losses call ``task.model`` (or its sub-modules) directly, also under data parallelism:
 the engine averages the gradients of each phase's parameters itself (see
@@ -32,6 +33,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,7 @@ from tqdm.auto import tqdm
 from zoo.device import get_device
 from zoo.errors import ZooError
 from zoo.spec import TrainContext, TrainResult
-from zoo.train import dist, fsdp, memory, state as ckpt, watch
+from zoo.train import dist, events, fsdp, memory, state as ckpt, watch
 from zoo.train.checkpointing import CheckpointMixin
 from zoo.train.ema import EMA, export_state
 from zoo.train.init import load_init
@@ -209,6 +211,7 @@ class _Trainer(StepMixin, CheckpointMixin, ValidationMixin, FaultsMixin):
         with _StopFlag(opts.handle_signals) as stop:
             try:
                 while self.step < ctx.steps:
+                    started = time.perf_counter()
                     if chunk is None:
                         chunk = next(data)
                     with self.oom_stops():
@@ -218,6 +221,11 @@ class _Trainer(StepMixin, CheckpointMixin, ValidationMixin, FaultsMixin):
                     self.samples_seen += ctx.batch_size
                     with self.oom_stops():
                         self.after_step(logs, skipped, bar)
+                        if events.listening():
+                            if self.device.type == "cuda":
+                                torch.cuda.synchronize(self.device)
+                            events.emit(events.StepEvent(ctx.method, self.step, ctx.steps, self.out_dir, time.perf_counter() - started,
+                                                         self.rank, dict(logs), tuple(skipped)))
                         if val_batch is not None:
                             self.watch(val_batch, validator)
                     if dist.any_true(bool(stop.signum), self.device):
