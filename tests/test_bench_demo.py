@@ -68,6 +68,18 @@ def test_bench_train_step_and_table():
     t = doc["results"][0]["train"]
     assert t["steps_timed"] == 2 and 0 < t["step_s"]["min"] <= t["step_s"]["max"] < 60
     assert t["batch_size"] == 4 and t["peak_memory_bytes"] > 0  # the tiny preset's batch
+    assert [st["stage"] for st in t["stages"]] == ["train"]
+
+
+def test_bench_times_each_training_stage():
+    """dit-mca trains a VAE (RUN/vae), then the denoiser: one step time per stage."""
+    from zoo.bench import BenchSettings, bench, table
+
+    doc = bench(["dit-mca"], BenchSettings(train=True, repeats=2, flops=False), progress=False, overrides={"dit-mca": {"vae_steps": "3"}})
+    t = doc["results"][0]["train"]
+    assert [st["stage"] for st in t["stages"]] == ["vae", "train"], t
+    assert [st["steps_timed"] for st in t["stages"]] == [2, 2] and t["step_s"] == t["stages"][1]["step_s"]
+    assert "vae " in table(doc) and "; train " in table(doc)
 
 
 def test_a_failing_method_is_one_line_and_the_others_run(monkeypatch):

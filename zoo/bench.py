@@ -21,8 +21,10 @@ none), on a fixed batch of ``shapes`` images with a box hole:
   sampling RSS every 2 ms);
 * with ``train=True``: the engine's own training steps (``zoo train``'s code path, so
   ``--precision`` applies) at the preset's batch, ``1 + repeats`` steps, the first one a
-  warm-up; step time = the time between the ends of consecutive steps, and the peak memory of
-  the whole run (setup included) measured as above.
+  warm-up; step time = the step's wall time as the engine reports it to a
+  :func:`zoo.train.events.step_listener` (CUDA synchronised), per stage for methods that train
+  in stages (``stages``; ``step_s`` is the last stage's), and the peak memory of the whole run
+  (setup included) measured as above.
 
 Random weights are used (the preset's architecture, freshly built): cost does not depend on
 training. A method that fails is reported with its one-line error and the others still run.
@@ -50,6 +52,7 @@ from zoo.errors import ZooError
 from zoo.inpaint import inpaint
 from zoo.plugins import get_manager
 from zoo.provenance import versions
+from zoo.train.events import StepEvent, step_listener
 
 MEMORY_METHOD_CPU = "peak RSS above the RSS before the model is built (in-process, after gc + malloc_trim; model + warm-up + timed calls) (Linux VmHWM reset via /proc/self/clear_refs; else RSS sampled every 2 ms)"
 MEMORY_METHOD_CUDA = "torch.cuda.max_memory_allocated (after reset_peak_memory_stats)"
@@ -283,6 +286,8 @@ def bench_sampling(method: str, settings: BenchSettings, overrides: dict[str, An
         "latency_s_per_image": _stats(per_image), "images_per_s": b / statistics.median(times),
         "s_per_call": (statistics.median(per_image) / nfe) if nfe else None,
         "peak_memory_bytes": mem.peak_bytes,
+        # what the method's sampler reports of the last timed call (e.g. dip-ddpm's time_dip_s)
+        "sample_info": {k: v for k, v in info.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)},
     }
     if settings.flops:
         counter = FlopCounterMode(display=False)
@@ -292,27 +297,6 @@ def bench_sampling(method: str, settings: BenchSettings, overrides: dict[str, An
         out["gflops_per_image"] = total / b / 1e9
         out["gflops_per_call"] = (total / b / nfe / 1e9) if nfe else None
     return out
-
-
-@contextlib.contextmanager
-def _step_clock() -> Iterator[list[tuple[int, float]]]:
-    """Record ``(trainer id, time)`` at the end of every engine step while inside."""
-    from zoo.train import engine
-
-    marks: list[tuple[int, float]] = []
-    original = engine._Trainer.after_step
-
-    def after_step(self, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        marks.append((id(self), time.perf_counter()))
-
-    engine._Trainer.after_step = after_step  # type: ignore[method-assign]
-    try:
-        yield marks
-    finally:
-        engine._Trainer.after_step = original  # type: ignore[method-assign]
 
 
 def bench_training(method: str, settings: BenchSettings, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -332,13 +316,22 @@ def bench_training(method: str, settings: BenchSettings, overrides: dict[str, An
     device = get_device(settings.device)
     options = TrainOptions(device=str(device), precision=settings.precision, progress=False, tensorboard=False, handle_signals=False)
     release_memory()
-    with tempfile.TemporaryDirectory(prefix="zoo-bench-") as tmp, _step_clock() as marks, PeakMemory(device) as mem:
+    events: list[StepEvent] = []
+    with tempfile.TemporaryDirectory(prefix="zoo-bench-") as tmp, step_listener(events.append), PeakMemory(device) as mem:
+        run = Path(tmp) / "run"
         train(method, "shapes", preset=preset, overrides=values or None, steps=1 + settings.repeats, batch_size=batch,
-              seed=settings.seed, out_dir=Path(tmp) / "run", options=options, command=["zoo", "bench", "--train"])
-    steps = [t2 - t1 for (a, t1), (b2, t2) in zip(marks, marks[1:]) if a == b2]
-    if not steps:
+              seed=settings.seed, out_dir=run, options=options, command=["zoo", "bench", "--train"])
+    if not events:
         raise RuntimeError("the engine reported no training steps")
-    return {"train": {"batch_size": batch, "step_s": _stats(steps), "steps_timed": len(steps), "peak_memory_bytes": mem.peak_bytes}}
+    stages: dict[str, list[float]] = {}
+    for e in events:  # one fit call per stage (maskgit, dit-mca): RUN/<stage>, or RUN itself
+        name = e.out_dir.relative_to(run).as_posix() if e.out_dir != run and run in e.out_dir.parents else "train"
+        stages.setdefault(name, []).append(e.seconds)
+    per_stage = [{"stage": name, "step_s": _stats(times[1:] or times), "steps_timed": len(times[1:] or times), "warm_up_included": len(times) == 1}
+                 for name, times in stages.items()]  # the first step of a stage is its warm-up, unless it is the only one
+    last = per_stage[-1]
+    return {"train": {"batch_size": batch, "step_s": last["step_s"], "steps_timed": last["steps_timed"], "stages": per_stage,
+                      "peak_memory_bytes": mem.peak_bytes}}
 
 
 def bench_method(method: str, settings: BenchSettings, overrides: dict[str, Any] | None = None) -> BenchResult:
@@ -398,6 +391,13 @@ def _fmt(v: Any, spec: str = ".3g") -> str:
     return "-" if v is None else format(v, spec)
 
 
+def _step_cell(t: dict[str, Any]) -> str:
+    stages = t.get("stages") or []
+    if len(stages) < 2:
+        return f"{t['step_s']['median']:.4g}"
+    return "; ".join(f"{st['stage']} {st['step_s']['median']:.4g}" for st in stages)
+
+
 def table(doc: dict[str, Any]) -> str:
     """A markdown table of a :func:`bench` document."""
     train = doc["settings"].get("train")
@@ -418,6 +418,6 @@ def table(doc: dict[str, Any]) -> str:
             if t and "error" in t:
                 cells += [f"failed: {t['error']}", "-", "-"]
             else:
-                cells += [f"{t['step_s']['median']:.4g}", str(t["batch_size"]), f"{t['peak_memory_bytes'] / 2**20:.1f}"] if t else ["-", "-", "-"]
+                cells += [_step_cell(t), str(t["batch_size"]), f"{t['peak_memory_bytes'] / 2**20:.1f}"] if t else ["-", "-", "-"]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
