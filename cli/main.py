@@ -9,7 +9,7 @@ import warnings
 import click
 
 from zoo import __version__
-from zoo.errors import ZooError
+from zoo.errors import QuietExit, ZooError
 
 
 def _say(line: str) -> None:
@@ -74,6 +74,8 @@ class ZooGroup(click.Group):
         except ZooError as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(2)
+        except QuietExit as exc:  # another process of the same launch reports the error
+            sys.exit(exc.code)
         except click.ClickException as exc:
             exc.show()
             sys.exit(exc.exit_code)

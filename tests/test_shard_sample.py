@@ -77,3 +77,114 @@ def test_compare_on_two_processes_equals_one(tmp_path):
         d.pop("command", None)
         d["eval_set"].pop("path", None)
     assert a == b
+
+
+def _folder(tmp_path, n=6):
+    from zoo.data import render
+
+    (tmp_path / "images").mkdir(exist_ok=True)
+    (tmp_path / "masks").mkdir(exist_ok=True)
+    for i in range(n):
+        Image.fromarray(render(i, 3, 32)).save(tmp_path / f"images/im{i}.png")
+        m = np.zeros((32, 32), np.uint8)
+        m[6:24, 3 + i : 27] = 255
+        Image.fromarray(m).save(tmp_path / f"masks/im{i}.png")
+
+
+def _pngs(folder):
+    return {p.name: p for p in sorted(folder.glob("*.png"))}
+
+
+def test_interrupted_sample_resumes_without_redoing_finished_images(tmp_path):
+    """Ctrl-C during `zoo sample --devices 2`, then the same command on 1 process: the images
+    finished before the stop are not written again, and the files equal an uninterrupted run."""
+    import json
+    import signal
+    import time
+
+    from zoo import runner
+    from zoo.train import TrainOptions
+
+    _folder(tmp_path)
+    ckpt = runner.train("repaint", "shapes", preset="tiny", steps=1, batch_size=2, out_dir=tmp_path / "run", options=TrainOptions(progress=False, device="cpu", tensorboard=False))
+    common = ["sample", "repaint", "--checkpoint", str(ckpt), "--images", "images", "--masks", "masks", "--batch-size", "1", "--seed", "5"]
+    ref = _zoo(*common, "--out", "ref", cwd=tmp_path)
+    assert ref.returncode == 0, ref.stderr
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "zoo_cli.main", *common, "--out", "out", "--devices", "2"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    progress = tmp_path / "out" / ".zoo-progress"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        done = sum(len(json.loads(p.read_text())["done"]) for p in progress.glob("rank*.json")) if progress.is_dir() else 0
+        if done >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
+    proc.communicate(timeout=120)
+    before = {n: p.stat().st_mtime_ns for n, p in _pngs(tmp_path / "out").items()}
+    assert 2 <= len(before) < 6, before
+    # not an output folder to refuse: the same command resumes it, here on one process
+    again = _zoo(*common, "--out", "out", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert f"{len(before)} more were already there" in again.stdout and f"wrote {6 - len(before)} image(s)" in again.stdout
+    after = _pngs(tmp_path / "out")
+    assert sorted(after) == sorted(_pngs(tmp_path / "ref")) and not (tmp_path / "out" / ".zoo-progress").exists()
+    for name, mtime in before.items():
+        assert after[name].stat().st_mtime_ns == mtime, f"{name} was sampled again"
+    for name, path in after.items():
+        assert path.read_bytes() == (tmp_path / "ref" / name).read_bytes(), name
+    # a complete folder is not resumed: it needs --overwrite, as any non-empty folder
+    full = _zoo(*common, "--out", "out", cwd=tmp_path)
+    assert full.returncode == 2 and "--overwrite" in full.stderr.strip().splitlines()[-1]
+
+
+def test_unfinished_run_of_other_settings_is_named(tmp_path):
+    import json
+
+    from zoo import runner
+
+    _folder(tmp_path, 3)
+    args = dict(method="telea", checkpoint=None, images=tmp_path / "images", masks=tmp_path / "masks", progress=False)
+    runner.sample_folder(**args, out_dir=tmp_path / "out", seed=1)
+    # make it look unfinished: the progress a seed-1 run writes after its first batch
+    pairs = runner.pair_images_and_masks(tmp_path / "images", tmp_path / "masks")
+    fp = runner.sample_fingerprint("telea", None, pairs, tmp_path / "images", tmp_path / "masks", 1, 1, None, 8, "hole-white")
+    (tmp_path / "out" / runner.PROGRESS_DIR).mkdir()
+    (tmp_path / "out" / runner.PROGRESS_DIR / "rank0.json").write_text(json.dumps({"fingerprint": fp, "done": {"0:0": {}}}))
+    import pytest
+
+    from zoo.errors import ZooError
+
+    with pytest.raises(ZooError, match=r"unfinished zoo sample run with another seed; run that command again to resume it, or pass --overwrite"):
+        runner.sample_folder(**args, out_dir=tmp_path / "out", seed=2)
+    report = runner.sample_folder(**args, out_dir=tmp_path / "out", seed=2, overwrite=True)
+    assert report.count == 3 and report.resumed == 0 and not (tmp_path / "out" / ".zoo-progress").exists()
+
+
+def test_compare_under_accelerate_launch_equals_one_process(tmp_path):
+    """`accelerate launch --num_processes 2 -m zoo_cli.main compare ...` (how several machines
+    run it) writes the report one process writes; process 0 alone prints it."""
+    import json
+
+    common = ["compare", "--metric", "psnr,l1-hole", "--data", "shapes", "--masks", "box", "--count", "5", "--size", "32", "--batch-size", "2",
+              "--methods", "telea", "--bootstrap", "0"]
+    one = _zoo(*common, "--out", "one", cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    res = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+                          "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "zoo_cli.main", *common, "--out", "two"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("wrote two/results.json") == 1
+    files = sorted(p.relative_to(tmp_path / "one").as_posix() for p in (tmp_path / "one").rglob("*") if p.is_file())
+    assert sorted(p.relative_to(tmp_path / "two").as_posix() for p in (tmp_path / "two").rglob("*") if p.is_file()) == files
+    for f in files:
+        if f.endswith(".png") and not f.startswith("plots/") or f.startswith("scores/"):
+            assert (tmp_path / "one" / f).read_bytes() == (tmp_path / "two" / f).read_bytes(), f
+    a, b = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("one", "two"))
+    for d in (a, b):
+        d.pop("command", None)
+        d["eval_set"].pop("path", None)
+    assert a == b

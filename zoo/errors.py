@@ -31,3 +31,12 @@ class ZooWarning(UserWarning):
     def __init__(self, message: str, kind: str = "") -> None:
         super().__init__(message)
         self.kind = kind or message
+
+
+class QuietExit(Exception):
+    """Exit with ``code`` and print nothing: one process of several whose error another
+    process (rank 0, or the parent of ``--devices N``) reports once."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code

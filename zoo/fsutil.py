@@ -7,7 +7,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 
 @contextlib.contextmanager
@@ -90,10 +90,11 @@ def check_output_dir(out: str | os.PathLike, inputs: dict[str, str | os.PathLike
 
 
 @contextlib.contextmanager
-def removed_on_failure(*paths: str | os.PathLike) -> Iterator[None]:
+def removed_on_failure(*paths: str | os.PathLike, keep: Callable[[], bool] | None = None) -> Iterator[None]:
     """On an exception (not Ctrl-C), remove what the block created: a folder of ``paths``
     that did not exist before is removed whole; in one that existed, the files that were
-    not there before are removed. Then the exception goes on."""
+    not there before are removed. Then the exception goes on. ``keep``: asked on failure;
+    when it says True nothing is removed (e.g. finished work that a rerun resumes from)."""
     import shutil
 
     snapshot: dict[Path, set[Path] | None] = {}
@@ -102,6 +103,8 @@ def removed_on_failure(*paths: str | os.PathLike) -> Iterator[None]:
     try:
         yield
     except Exception:
+        if keep is not None and keep():
+            raise
         for p, before in snapshot.items():
             if before is None:
                 if p.is_dir():

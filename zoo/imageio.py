@@ -95,6 +95,20 @@ def mask_from_array(arr: np.ndarray, convention: str = "hole-white", name: str =
     return torch.from_numpy(binary.astype(np.float32))[None]
 
 
+def readable_size(path: str | Path, what: str = "image") -> tuple[int, int]:
+    """(width, height) of an image or mask file after decoding it whole (so a truncated or
+    damaged file is found now); the same one-line errors as :func:`load_image`."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.size
+    except FileNotFoundError:
+        raise ZooError(f"{what} {path} does not exist") from None
+    except Exception as exc:
+        raise ZooError(f"cannot read {what} {path} ({type(exc).__name__}: {exc})") from None
+
+
 def load_mask(path: str | Path, convention: str = "hole-white") -> torch.Tensor:
     path = Path(path)
     try:

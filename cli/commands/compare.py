@@ -21,7 +21,7 @@ def warn_all(warnings) -> None:
 @click.option("--set", "set_items", multiple=True, metavar="METHOD.KEY=VALUE", help="Sampling setting of one method, e.g. repaint.sampling=fast (repeatable).")
 @eval_options
 @click.option("--json", "as_json", is_flag=True, help="Print results.json instead of the table.")
-@click.option("--devices", type=int, default=1, show_default=True, help="Processes the sampling is split over (gloo; report identical to one process).")
+@click.option("--devices", type=int, default=1, show_default=True, help="Processes the sampling is split over (gloo; report identical to one process). Across machines: accelerate launch ... -m zoo_cli.main compare ...")
 def compare_cmd(metric_list, data, masks, methods, checkpoints, out_dir, set_items, count, size, seed, batch_size, fid_weights, fid_layer, bootstrap, device, as_json, devices) -> None:
     """Compare methods on one eval set: identical images, masks and seeds for all.
 
@@ -48,10 +48,19 @@ def compare_cmd(metric_list, data, masks, methods, checkpoints, out_dir, set_ite
         raise ZooError("--devices must be at least 1")
     kwargs = dict(count=count, size=size, seed=seed, batch_size=batch_size, device=device, fid_weights=fid_weights, fid_layer=fid_layer,
                   bootstrap=bootstrap, command=sys.argv)
-    if devices > 1:
-        from zoo.shard import launch_compare
+    from zoo.shard import launch_compare, run_world, world
 
+    rank, size = world()
+    if devices > 1 and size == 1:
         res = launch_compare(devices, entries, specs, out_dir, data, masks, **kwargs)
+    elif size > 1:  # one of several processes that accelerate launch / torchrun started
+        import dataclasses
+
+        call = {"entries": [dataclasses.asdict(e) for e in entries], "metrics": [m.name for m in specs], "out_dir": out_dir, "data": data,
+                "masks": masks, **kwargs}
+        res = run_world("compare", call)
+        if rank != 0:
+            return  # process 0 reports for all
     else:
         res = run_compare(entries, specs, out_dir, data, masks, **kwargs)
     warn_all(res.warnings)

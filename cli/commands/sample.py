@@ -21,14 +21,15 @@ from zoo_cli.options import device_option, existing_dir, seed_option, set_option
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--mask-convention", type=click.Choice(["hole-white", "hole-black"]), default="hole-white", show_default=True, help="hole-black for RePaint/diffusers-style masks.")
 @device_option
-@click.option("--overwrite", is_flag=True, help="Write into an existing non-empty --out (only the files this command writes are replaced).")
-@click.option("--devices", type=int, default=1, show_default=True, help="Processes the batches are split over (gloo; files identical to one process).")
+@click.option("--overwrite", is_flag=True, help="Write into an existing non-empty --out (only the files this command writes are replaced). "
+              "Not needed to resume an interrupted run: the same command continues it.")
+@click.option("--devices", type=int, default=1, show_default=True, help="Processes the batches are split over (gloo; files identical to one process). Across machines: accelerate launch ... -m zoo_cli.main sample ...")
 def sample_cmd(method, checkpoint, images, masks, out_dir, seed, num_samples, set_items, batch_size, mask_convention, device, overwrite, devices) -> None:
     """Inpaint every image in --images with the mask of the same name in --masks."""
     from zoo import runner
     from zoo.config import parse_set_options
     from zoo.errors import ZooError
-    from zoo.shard import launch_sample, world
+    from zoo.shard import launch_sample, run_world, world
 
     if devices < 1:
         raise ZooError("--devices must be at least 1")
@@ -40,16 +41,21 @@ def sample_cmd(method, checkpoint, images, masks, out_dir, seed, num_samples, se
     if devices > 1 and size == 1:
         runner.build_model(method, checkpoint, kwargs["overrides"])  # a bad method or checkpoint: one line before any process starts
         done = launch_sample(devices, kwargs)
-        report = runner.SampleReport(count=done["count"], out_dir=Path(out_dir), info=done["info"], notes=done["notes"])
-    else:  # one process, or one of several started by accelerate launch / torchrun
-        if size > 1:
-            kwargs["overwrite"] = True  # the processes share --out
-        report = runner.sample_folder(**kwargs, rank=rank, world_size=size)
+    elif size > 1:  # one of several processes that accelerate launch / torchrun started
+        done = run_world("sample", kwargs)
+        if rank != 0:
+            return  # process 0 reports for all
+    else:
+        done = None
+        report = runner.sample_folder(**kwargs)
+    if done is not None:
+        report = runner.SampleReport(count=done["count"], out_dir=Path(out_dir), info=done["info"], notes=done["notes"], resumed=done["resumed"])
     for note in report.notes:
         click.echo(f"Note: {note}", err=True)
     nfe = report.info.get("nfe")
     extra = f", {nfe} network call{'s' if nfe != 1 else ''} per image" if nfe else ""
-    click.echo(f"wrote {report.count} image(s) to {report.out_dir}{extra}")
+    resumed = f"; {report.resumed} more were already there from an interrupted run" if report.resumed else ""
+    click.echo(f"wrote {report.count - report.resumed} image(s) to {report.out_dir}{extra}{resumed}")
 
 
 COMMANDS = [sample_cmd]
