@@ -188,3 +188,20 @@ def test_compare_under_accelerate_launch_equals_one_process(tmp_path):
         d.pop("command", None)
         d["eval_set"].pop("path", None)
     assert a == b
+
+
+def test_sample_under_accelerate_launch_and_a_user_error_is_one_line(tmp_path):
+    _folder(tmp_path, 5)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+              "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "zoo_cli.main"]
+    common = ["sample", "telea", "--images", "images", "--masks", "masks", "--batch-size", "2"]
+    one = _zoo(*common, "--out", "one", cwd=tmp_path)
+    res = subprocess.run([*launch, *common, "--out", "two"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0 and res.returncode == 0, res.stderr
+    assert res.stdout.count("wrote 5 image(s) to two") == 1  # process 0 reports for both
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(_pngs(tmp_path / "one"))
+    for name, path in _pngs(tmp_path / "one").items():
+        assert path.read_bytes() == (tmp_path / "two" / name).read_bytes(), name
+    bad = subprocess.run([*launch, *common, "--out", "two"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and bad.stderr.count("Error: --out two exists and is not empty") == 1, bad.stderr
