@@ -210,10 +210,15 @@ def test_prior_from_a_repaint_checkpoint(cli, tmp_path):
     assert torch.equal(load_checkpoint(imported, "dip-ddpm")[1]["prior.unet.out.2.weight"], theirs["unet.out.2.weight"])
 
 
-def test_prior_from_a_diffusers_folder(cli, tmp_path):
+def test_prior_from_a_diffusers_folder(cli, tmp_path, monkeypatch):
+    """Read by the core's importer, so it works with the repaint plugin disabled."""
     from diffusers import DDPMScheduler, UNet2DModel
 
     from zoo.checkpoint import load_model
+    from zoo.plugins import reset_manager
+
+    monkeypatch.setenv("ZOO_DISABLE_PLUGINS", "repaint")
+    reset_manager()
 
     root = tmp_path / "ddpm-tiny"
     unet = UNet2DModel(sample_size=16, block_out_channels=(16, 32), down_block_types=("DownBlock2D", "AttnDownBlock2D"),
@@ -230,6 +235,8 @@ def test_prior_from_a_diffusers_folder(cli, tmp_path):
     res = sample(model, apply_overrides(cfg, {"dip_iters": 2, "refine_steps": 2, "dip_channels_down": [8, 8], "dip_channels_up": [8, 8], "dip_channels_skip": [2, 2]}),
                  x, holes, torch.Generator().manual_seed(0), progress=False)
     assert res.info["nfe"] == 2 and torch.equal(res.images * (1 - holes), x * (1 - holes))
+    monkeypatch.delenv("ZOO_DISABLE_PLUGINS")
+    reset_manager()
 
 
 def test_bad_settings_are_one_line_errors(cli, tmp_path):

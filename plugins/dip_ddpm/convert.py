@@ -4,8 +4,8 @@
 
 Everything goes through the core: zoo checkpoints are rebuilt with
 :func:`zoo.checkpoint.load_model` (the owning plugin's ``zoo_build_model``), and official
-files with the ``zoo_import_checkpoint`` hook of ``repaint``, the method whose prior has
-this UNet (its importer reads architecture settings from the tensor shapes). The prior's
+files with :mod:`zoo.diffusion.importer` (the reader repaint uses too: architecture settings
+from the tensor shapes, checked against dip-ddpm's presets), so no other plugin is needed. The prior's
 architecture and noise schedule are taken from the source's config; its UNet weights must
 sit under ``unet.*`` (the published guided-diffusion / diffusers key names).
 """
@@ -19,10 +19,15 @@ from typing import Any
 import torch
 
 from zoo.checkpoint import load_checkpoint, load_model, read_meta
+from zoo.config import apply_overrides
+from zoo.diffusion.importer import PriorConfigs
 from zoo.errors import ZooError
+from zoo_plugins.dip_ddpm.config import PRESETS, DipDdpmConfig
+
+#: dip-ddpm's configs for reading official priors (a file matching a preset's prior takes it).
+CONFIGS = PriorConfigs("dip-ddpm", lambda name: apply_overrides(DipDdpmConfig(), PRESETS[name]) if name else DipDdpmConfig(), tuple(PRESETS), "celebahq-256")
 
 METHOD = "dip-ddpm"
-IMPORTER = "repaint"  # the method whose zoo_import_checkpoint reads guided-diffusion / diffusers priors
 
 #: Config fields that define the prior (architecture and noise schedule), shared with repaint.
 PRIOR_FIELDS = (
@@ -68,14 +73,8 @@ def load_prior(source: str | Path, preset: str | None = None) -> Prior:
             return _prior(source, meta.method, meta.config, state, prov)
         model, config, meta = load_model(source)  # the owning plugin rebuilds it
         return _prior(source, meta.method, _as_dict(config), model.state_dict(), prov)
-    from zoo.plugins import get_manager
+    from zoo.diffusion.importer import import_prior
 
-    manager = get_manager()
-    if IMPORTER not in manager.methods():
-        raise ZooError(f"reading {source} needs the {IMPORTER!r} plugin's importer (guided-diffusion / diffusers priors); install or enable it, or give a zoo checkpoint")
-    presets = manager.method(IMPORTER).presets
-    imported = manager.hook.zoo_import_checkpoint(method=IMPORTER, source=source, preset=preset if preset in presets else None, overrides={})
-    if imported is None:
-        raise ZooError(f"no importer read {source}")
-    prov = {"kind": "prior", "source": str(source), "importer": IMPORTER, **imported.provenance}
-    return _prior(source, IMPORTER, _as_dict(imported.config), imported.state_dict, prov)
+    imported = import_prior(source, preset if preset in CONFIGS.presets else None, {}, CONFIGS)
+    prov = {"kind": "prior", "source": str(source), "importer": "zoo.diffusion.importer", **imported.provenance}
+    return _prior(source, METHOD, _as_dict(imported.config), imported.state_dict, prov)
