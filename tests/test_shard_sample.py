@@ -47,6 +47,19 @@ def test_sample_on_two_processes_is_byte_identical(tmp_path):
     assert not (tmp_path / "three").exists()
 
 
+def test_a_dead_process_stops_the_others():
+    """--devices N: one process that dies would leave the others waiting in a collective; the
+    parent stops them after a grace period."""
+    import time
+
+    from zoo.shard import _wait
+
+    procs = [subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(3)"]), subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])]
+    t = time.monotonic()
+    codes = _wait(procs, grace=0.5)
+    assert codes[0] == 3 and codes[1] != 0 and time.monotonic() - t < 30
+
+
 def test_batches_are_shared_out_by_index():
     from zoo.shard import mine
 

@@ -290,9 +290,9 @@ def _start(devices: int, kind: str, kwargs: dict[str, Any]) -> list[dict[str, An
     return result["records"]
 
 
-def _wait(procs: list[subprocess.Popen]) -> list[int]:
+def _wait(procs: list[subprocess.Popen], grace: float = 10.0) -> list[int]:
     """Wait for every process; when one dies with an error while others still run (they would
-    wait for it in a collective), stop the others after a grace period."""
+    wait for it in a collective), stop the others after ``grace`` seconds."""
     failed_at = None
     while True:
         codes = [p.poll() for p in procs]
@@ -300,7 +300,7 @@ def _wait(procs: list[subprocess.Popen]) -> list[int]:
             return codes  # type: ignore[return-value]
         if failed_at is None and any(c not in (None, 0) for c in codes):
             failed_at = time.monotonic()
-        if failed_at is not None and time.monotonic() - failed_at > 10:
+        if failed_at is not None and time.monotonic() - failed_at > grace:
             for p in procs:
                 if p.poll() is None:
                     p.terminate()
