@@ -218,3 +218,25 @@ def test_sample_under_accelerate_launch_and_a_user_error_is_one_line(tmp_path):
         assert path.read_bytes() == (tmp_path / "two" / name).read_bytes(), name
     bad = subprocess.run([*launch, *common, "--out", "two"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and bad.stderr.count("Error: --out two exists and is not empty") == 1, bad.stderr
+
+
+def test_compare_resumes_a_two_process_run_on_one_without_resampling(tmp_path):
+    """The progress of an interrupted `zoo compare --devices 2` is merged before the next
+    processes start, so a rerun with another N samples no finished batch again."""
+    import json
+
+    from zoo.compare import Entry, merge_progress, prepare_eval_set, sample_entry
+
+    ev = prepare_eval_set(tmp_path / "rep", "shapes", "box", 5, 32, 0, progress=False)
+    entry = Entry(label="telea", method="telea", checkpoint=None, overrides={})
+    pred = tmp_path / "rep" / "predictions" / "telea"
+    sample_entry(entry, ev, pred, 0, 2, progress=False, rank=1, world_size=2)  # only process 1 got through: batch 2 of 0, 2, 4
+    assert sorted(p.name for p in pred.glob("progress*.json")) == ["progress.rank1.json"]
+    first = {p.name: p.stat().st_mtime_ns for p in pred.glob("*.png")}
+    assert len(first) == 2
+    merge_progress(entry, ev, pred, 0, 2)
+    assert [p.name for p in pred.glob("progress*.json")] == ["progress.json"]
+    assert list(json.loads((pred / "progress.json").read_text())["batches"]) == ["2"]
+    _, how = sample_entry(entry, ev, pred, 0, 2, progress=False)
+    assert how == "resumed" and all((pred / n).stat().st_mtime_ns == t for n, t in first.items())
+    assert len(list(pred.glob("*.png"))) == 5

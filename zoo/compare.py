@@ -225,6 +225,27 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def merge_progress(entry: Entry, ev, pred_dir: Path, seed: int, batch_size: int) -> None:
+    """Fold the ``progress.rankR.json`` files of an interrupted ``--devices N`` run into
+    ``progress.json`` (before a new set of processes starts, so that each one's file holds only
+    its own batches and none is lost when N changes)."""
+    fp = _fingerprint(entry, ev, seed, batch_size)
+    parts = sorted(pred_dir.glob("progress.rank*.json"))
+    if not parts:
+        return
+    state = _read_json(pred_dir / "progress.json")
+    if state is None or state.get("fingerprint") != fp:
+        state = {"fingerprint": fp, "batches": {}}
+    for part in parts:
+        shard = _read_json(part)
+        if shard is not None and shard.get("fingerprint") == fp:
+            state["batches"].update(shard["batches"])
+    state["batches"] = dict(sorted(state["batches"].items(), key=lambda kv: int(kv[0])))
+    write_text(pred_dir / "progress.json", json.dumps(state, indent=1))
+    for part in parts:
+        part.unlink()
+
+
 def sample_entry(entry: Entry, ev, pred_dir: Path, seed: int = 0, batch_size: int = 8, device: str | None = None, progress: bool = True,
                  rank: int = 0, world_size: int = 1) -> tuple[dict[str, float], str]:
     """Inpaint every eval-set item with ``entry``'s method into ``pred_dir``; resumable.

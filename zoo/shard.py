@@ -105,7 +105,8 @@ def _failed_sample(prep: dict[str, Any]) -> None:
 
 
 def _prepare_compare(kw: dict[str, Any]) -> dict[str, Any]:
-    from zoo.compare import prepare_eval_set
+    from zoo.compare import merge_progress, prepare_eval_set
+    from zoo.report import PRED_DIR, safe_label
     from zoo.fsutil import check_output_dir, removed_on_failure
     from zoo.metrics import parse_metric_list
     from zoo.metrics.scoring import preflight
@@ -115,7 +116,9 @@ def _prepare_compare(kw: dict[str, Any]) -> dict[str, Any]:
     out = check_output_dir(kw["out_dir"], {"--data": data if data and Path(str(data)).is_dir() else None, "--masks": masks if Path(masks).is_dir() else None}, overwrite=True)
     with removed_on_failure(out):
         out.mkdir(parents=True, exist_ok=True)
-        prepare_eval_set(out, data, masks, kw["count"], kw["size"], kw["seed"], kw.get("progress", True))
+        ev = prepare_eval_set(out, data, masks, kw["count"], kw["size"], kw["seed"], kw.get("progress", True))
+    for entry in _entries(kw):  # an interrupted run's batches, whatever N it had, before the processes split the rest
+        merge_progress(entry, ev, out / PRED_DIR / safe_label(entry.label), kw["seed"], kw["batch_size"])
     return {"out": str(out)}
 
 
