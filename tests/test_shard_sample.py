@@ -16,6 +16,23 @@ def _zoo(*args, cwd):
     return res
 
 
+def _same_report(one, two):
+    """Two compare folders hold the same files; predictions, progress, scores and plots are
+    byte-identical and results.json is equal but for the command line and the folder."""
+    import json
+
+    files = sorted(p.relative_to(one).as_posix() for p in one.rglob("*") if p.is_file())
+    assert sorted(p.relative_to(two).as_posix() for p in two.rglob("*") if p.is_file()) == files
+    for f in files:
+        if f.endswith(".png") or f.endswith("progress.json") or f.endswith("done.json") or f.startswith("scores/"):
+            assert (one / f).read_bytes() == (two / f).read_bytes(), f
+    a, b = (json.loads((d / "results.json").read_text()) for d in (one, two))
+    for d in (a, b):
+        d.pop("command", None)
+        d["eval_set"].pop("path", None)
+    assert a == b
+
+
 def test_sample_on_two_processes_is_byte_identical(tmp_path):
     from zoo import runner
     from zoo.data import render
@@ -80,16 +97,7 @@ def test_compare_on_two_processes_equals_one(tmp_path):
     assert one.returncode == 0, one.stderr
     two = _zoo(*common, "--out", "two", "--devices", "2", cwd=tmp_path)
     assert two.returncode == 0, two.stderr
-    files = sorted(p.relative_to(tmp_path / "one").as_posix() for p in (tmp_path / "one").rglob("*") if p.is_file())
-    assert sorted(p.relative_to(tmp_path / "two").as_posix() for p in (tmp_path / "two").rglob("*") if p.is_file()) == files
-    for f in files:
-        if f.endswith(".png") or f.endswith("progress.json") or f.endswith("done.json") or f.startswith("scores/"):
-            assert (tmp_path / "one" / f).read_bytes() == (tmp_path / "two" / f).read_bytes(), f
-    a, b = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("one", "two"))
-    for d in (a, b):
-        d.pop("command", None)
-        d["eval_set"].pop("path", None)
-    assert a == b
+    _same_report(tmp_path / "one", tmp_path / "two")
 
 
 def _folder(tmp_path, n=6):
@@ -191,16 +199,7 @@ def test_compare_under_accelerate_launch_equals_one_process(tmp_path):
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert res.stdout.count("wrote two/results.json") == 1
-    files = sorted(p.relative_to(tmp_path / "one").as_posix() for p in (tmp_path / "one").rglob("*") if p.is_file())
-    assert sorted(p.relative_to(tmp_path / "two").as_posix() for p in (tmp_path / "two").rglob("*") if p.is_file()) == files
-    for f in files:
-        if f.endswith(".png") and not f.startswith("plots/") or f.startswith("scores/"):
-            assert (tmp_path / "one" / f).read_bytes() == (tmp_path / "two" / f).read_bytes(), f
-    a, b = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("one", "two"))
-    for d in (a, b):
-        d.pop("command", None)
-        d["eval_set"].pop("path", None)
-    assert a == b
+    _same_report(tmp_path / "one", tmp_path / "two")
 
 
 def test_sample_under_accelerate_launch_and_a_user_error_is_one_line(tmp_path):
