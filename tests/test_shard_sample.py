@@ -178,7 +178,7 @@ def test_unfinished_run_of_other_settings_is_named(tmp_path):
 
     from zoo.errors import ZooError
 
-    with pytest.raises(ZooError, match=r"unfinished zoo sample run with another seed; run that command again to resume it, or pass --overwrite"):
+    with pytest.raises(ZooError, match=r"unfinished zoo sample run with other settings \(--seed differ\); run that command again to resume it, or pass --overwrite"):
         runner.sample_folder(**args, out_dir=tmp_path / "out", seed=2)
     report = runner.sample_folder(**args, out_dir=tmp_path / "out", seed=2, overwrite=True)
     assert report.count == 3 and report.resumed == 0 and not (tmp_path / "out" / ".zoo-progress").exists()

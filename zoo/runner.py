@@ -293,6 +293,11 @@ def sample_fingerprint(method: str, checkpoint: str | Path | None, pairs: list[t
             "seed": seed, "num_samples": num_samples, "batch_size": batch_size, "mask_convention": mask_convention, "inputs": h.hexdigest()}
 
 
+_FINGERPRINT_NAMES = {"checkpoint": "--checkpoint", "checkpoint_sha256": "--checkpoint", "overrides": "--set", "seed": "--seed",
+                      "num_samples": "--num-samples", "batch_size": "--batch-size", "mask_convention": "--mask-convention",
+                      "inputs": "the --images / --masks files"}
+
+
 def read_sample_progress(out_dir: Path) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """(fingerprint, finished batches ``"k:start" -> info``) of an unfinished run in ``out_dir``;
     (None, {}) when there is none. Merges ``done.json`` and every process's ``rankR.json``."""
@@ -321,9 +326,9 @@ def prepare_sample_dir(out_dir: str | Path, images: str | Path, masks: str | Pat
     old, done = read_sample_progress(out) if out.is_dir() else (None, {})
     same = old == fingerprint
     if old is not None and not same and not overwrite:
-        changed = ", ".join(k for k in fingerprint if old.get(k) != fingerprint[k]) or "the settings"
-        raise ZooError(f"--out {out} holds an unfinished zoo sample run with another {changed}; run that command again to resume it, "
-                       "or pass --overwrite to start this one")
+        changed = ", ".join(dict.fromkeys(_FINGERPRINT_NAMES.get(k, k) for k in fingerprint if old.get(k) != fingerprint[k])) or "the settings"
+        raise ZooError(f"--out {out} holds an unfinished zoo sample run with other settings ({changed} differ); run that command again "
+                       "to resume it, or pass --overwrite to start this one")
     out = check_output_dir(out, {"--images": images, "--masks": masks}, overwrite or same)
     folder = out / PROGRESS_DIR
     if not same:
