@@ -278,9 +278,11 @@ def _start(devices: int, kind: str, kwargs: dict[str, Any]) -> list[dict[str, An
                  for r in range(devices)]
         try:
             codes = _wait(procs)
-        except BaseException:  # Ctrl-C: the processes got it too; make sure none outlives us
+        except BaseException:  # Ctrl-C: the processes got it too; let them stop, make sure none outlives us
             for p in procs:
-                if p.poll() is None:
+                try:
+                    p.wait(timeout=15)
+                except subprocess.TimeoutExpired:
                     p.terminate()
             raise
         result = json.loads((spec_dir / "result.json").read_text()) if (spec_dir / "result.json").is_file() else None
@@ -358,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except QuietExit as exc:
         return exc.code
+    except KeyboardInterrupt:  # Ctrl-C reached the whole group: the parent says so once
+        return 130
     if rank == 0:
         write_text(spec_path.parent / "result.json", json.dumps({"records": records}, default=str))
     return 0
