@@ -144,7 +144,8 @@ def test_interrupted_sample_resumes_without_redoing_finished_images(tmp_path):
     assert proc.poll() is None, "the run ended before it could be interrupted"
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and "Traceback" not in err and err.strip().splitlines()[-1] == "Interrupted.", err
+    last = err.strip().splitlines()[-1]
+    assert proc.returncode == 130 and "Traceback" not in err and last.startswith("Interrupted: ") and last.endswith("run the same command again to resume."), err
     before = {n: p.stat().st_mtime_ns for n, p in _pngs(tmp_path / "out").items()}
     assert 2 <= len(before) < 6, before
     # not an output folder to refuse: the same command resumes it, here on one process
