@@ -71,6 +71,17 @@ def test_bench_train_step_and_table():
     assert [st["stage"] for st in t["stages"]] == ["train"]
 
 
+def test_bench_train_takes_the_engines_micro_batch_and_grad_checkpointing():
+    from zoo.bench import BenchSettings, bench
+
+    doc = bench(["lama"], BenchSettings(train=True, repeats=1, flops=False, micro_batch="2", grad_checkpointing=True), progress=False)
+    st = doc["results"][0]["train"]["stages"][0]
+    assert (st["micro_batch"], st["accum"]) == (2, 2)  # the tiny preset's batch of 4 in 2 passes
+    assert doc["settings"]["micro_batch"] == "2" and doc["settings"]["grad_checkpointing"] is True
+    res = CliRunner().invoke(app, ["bench", "conv-l1", "--train", "--micro-batch", "lots"])
+    assert res.exit_code == 2 and res.output.strip().splitlines()[-1] == "Error: --micro-batch 'lots': expected a positive integer or 'auto'"
+
+
 def test_bench_times_each_training_stage():
     """dit-mca trains a VAE (RUN/vae), then the denoiser: one step time per stage."""
     from zoo.bench import BenchSettings, bench, table

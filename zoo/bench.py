@@ -53,6 +53,7 @@ from zoo.inpaint import inpaint
 from zoo.plugins import get_manager
 from zoo.provenance import versions
 from zoo.train.events import StepEvent, step_listener
+from zoo.train.watch import read_events
 
 MEMORY_METHOD_CPU = "peak RSS above the RSS before the model is built (in-process, after gc + malloc_trim; model + warm-up + timed calls) (Linux VmHWM reset via /proc/self/clear_refs; else RSS sampled every 2 ms)"
 MEMORY_METHOD_CUDA = "torch.cuda.max_memory_allocated (after reset_peak_memory_stats)"
@@ -71,6 +72,8 @@ class BenchSettings:
     train: bool = False
     flops: bool = True
     seed: int = 0
+    grad_checkpointing: bool = False  # --train: the engine's --grad-checkpointing
+    micro_batch: str | None = None  # --train: the engine's --micro-batch (N or auto; None: the whole batch)
 
     def check(self) -> None:
         if self.resolution is not None and self.resolution < 8:
@@ -81,6 +84,10 @@ class BenchSettings:
             raise ZooError("--repeats must be at least 1 and --warmup at least 0")
         get_dtype(self.precision)
         get_device(self.device)
+        if self.micro_batch is not None:
+            from zoo.train import TrainOptions
+
+            TrainOptions(micro_batch=self.micro_batch)  # N or auto, else one line
 
 
 @dataclass
@@ -314,21 +321,28 @@ def bench_training(method: str, settings: BenchSettings, overrides: dict[str, An
         values.setdefault("resolution", str(settings.resolution))
     batch = int(getattr(config, "batch_size", 0) or 0) or settings.batch_size
     device = get_device(settings.device)
-    options = TrainOptions(device=str(device), precision=settings.precision, progress=False, tensorboard=False, handle_signals=False)
+    options = TrainOptions(device=str(device), precision=settings.precision, progress=False, tensorboard=False, handle_signals=False,
+                           grad_checkpointing=settings.grad_checkpointing, micro_batch=settings.micro_batch)
     release_memory()
     events: list[StepEvent] = []
     with tempfile.TemporaryDirectory(prefix="zoo-bench-") as tmp, step_listener(events.append), PeakMemory(device) as mem:
         run = Path(tmp) / "run"
         train(method, "shapes", preset=preset, overrides=values or None, steps=1 + settings.repeats, batch_size=batch,
               seed=settings.seed, out_dir=run, options=options, command=["zoo", "bench", "--train"])
+        micro = {}  # the micro-batch and accumulation each stage's engine used (its start event)
+        for log in sorted(run.rglob("events.jsonl")):
+            start = next((e for e in read_events(log.parent) if e.get("event") == "start"), None)
+            if start is not None:
+                name = log.parent.relative_to(run).as_posix() if log.parent != run else "train"
+                micro[name] = {"micro_batch": start.get("micro_batch"), "accum": start.get("accum")}
     if not events:
         raise RuntimeError("the engine reported no training steps")
     stages: dict[str, list[float]] = {}
     for e in events:  # one fit call per stage (maskgit, dit-mca): RUN/<stage>, or RUN itself
         name = e.out_dir.relative_to(run).as_posix() if e.out_dir != run and run in e.out_dir.parents else "train"
         stages.setdefault(name, []).append(e.seconds)
-    per_stage = [{"stage": name, "step_s": _stats(times[1:] or times), "steps_timed": len(times[1:] or times), "warm_up_included": len(times) == 1}
-                 for name, times in stages.items()]  # the first step of a stage is its warm-up, unless it is the only one
+    per_stage = [{"stage": name, "step_s": _stats(times[1:] or times), "steps_timed": len(times[1:] or times), "warm_up_included": len(times) == 1,
+                  **micro.get(name, {})} for name, times in stages.items()]  # the first step of a stage is its warm-up, unless it is the only one
     last = per_stage[-1]
     return {"train": {"batch_size": batch, "step_s": last["step_s"], "steps_timed": last["steps_timed"], "stages": per_stage,
                       "peak_memory_bytes": mem.peak_bytes}}

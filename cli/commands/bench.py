@@ -17,11 +17,13 @@ import click
 @click.option("--warmup", type=int, default=1, show_default=True, help="Untimed sampler calls first.")
 @click.option("--repeats", type=int, default=3, show_default=True, help="Timed sampler calls (median, min, max); also timed training steps.")
 @click.option("--train", "with_train", is_flag=True, help="Also time the engine's training step and its peak memory.")
+@click.option("--grad-checkpointing", is_flag=True, help="--train: the engine's gradient checkpointing, as zoo train --grad-checkpointing.")
+@click.option("--micro-batch", default=None, help="--train: samples per forward pass (N or auto), as zoo train --micro-batch.")
 @click.option("--no-flops", is_flag=True, help="Skip the FLOP count (one extra sampler call).")
 @click.option("--set", "set_items", multiple=True, metavar="METHOD.KEY=VALUE", help="Config value of one method, e.g. repaint.sampling=fast (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON document instead of the table.")
 @click.option("--out", "out_file", default=None, help="Also write the JSON document to this file.")
-def bench_cmd(methods, preset, resolution, batch_size, device, precision, warmup, repeats, with_train, no_flops, set_items, as_json, out_file) -> None:
+def bench_cmd(methods, preset, resolution, batch_size, device, precision, warmup, repeats, with_train, grad_checkpointing, micro_batch, no_flops, set_items, as_json, out_file) -> None:
     """Sampling (and with --train, training) cost of METHOD... (default: every method in `zoo list`).
 
     Latency per image, images/s, network calls per image (nfe), s per call, parameters,
@@ -36,7 +38,8 @@ def bench_cmd(methods, preset, resolution, batch_size, device, precision, warmup
     if out_file and Path(out_file).is_dir():
         raise ZooError(f"--out {out_file}: is a folder; give a file name, e.g. bench.json")
     settings = BenchSettings(preset=preset, resolution=resolution, batch_size=batch_size, device=device, precision=precision,
-                             warmup=warmup, repeats=repeats, train=with_train, flops=not no_flops)
+                             warmup=warmup, repeats=repeats, train=with_train, flops=not no_flops, grad_checkpointing=grad_checkpointing,
+                             micro_batch=micro_batch)
     import contextlib
     import sys
 
