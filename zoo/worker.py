@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch.distributed as dist
 
         if code == 0 and dist.is_available() and dist.is_initialized():
+            dist.barrier()  # every process done before any tears its connections down (gloo can abort on a peer's early close)
             dist.destroy_process_group()
     return code
 
