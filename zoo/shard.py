@@ -168,10 +168,15 @@ def run_world(kind: str, kwargs: dict[str, Any], finish: bool = True) -> Any:
     joined = not dist.is_initialized()
     if joined:
         dist.init_process_group("gloo", rank=rank, world_size=size, timeout=TIMEOUT)
+    ok = False
     try:
-        return _steps(kind, kwargs, finish, rank, size)
+        result = _steps(kind, kwargs, finish, rank, size)
+        ok = True
+        return result
     finally:
         if joined:
+            if ok:
+                dist.barrier()  # every process done before any tears its connections down
             dist.destroy_process_group()
 
 
