@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from safetensors import safe_open
@@ -137,21 +137,30 @@ def load_model(path: str | Path, method: str | None = None, overrides: dict[str,
     return model, config, meta
 
 
+def key_problems(own: Mapping[str, Any], found: Mapping[str, Any], extra: str = "unexpected") -> list[str]:
+    """What keeps the tensors ``found`` from being a state with the keys and shapes of ``own``
+    (values: tensors or shapes), one part each: ``"3 missing (e.g. K)"``, ``"1 <extra> (e.g. K)"``,
+    ``"2 of another shape (e.g. K: file (..), model (..))"``; empty when they fit. Importers
+    join the parts into their one-line error."""
+
+    def shape(v: Any) -> tuple[int, ...]:
+        return tuple(v.shape) if hasattr(v, "shape") else tuple(v)
+
+    missing = sorted(set(own) - set(found))
+    surplus = sorted(set(found) - set(own))
+    wrong = sorted(k for k in set(own) & set(found) if shape(own[k]) != shape(found[k]))
+    parts = [f"{len(missing)} missing (e.g. {missing[0]})"] if missing else []
+    parts += [f"{len(surplus)} {extra} (e.g. {surplus[0]})"] if surplus else []
+    if wrong:
+        k = wrong[0]
+        parts.append(f"{len(wrong)} of another shape (e.g. {k}: file {shape(found[k])}, model {shape(own[k])})")
+    return parts
+
+
 def load_state_strict(model: torch.nn.Module, tensors: dict[str, torch.Tensor], what: str) -> None:
     """``load_state_dict(strict=True)`` with one readable message instead of a wall of keys."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(tensors))
-    unexpected = sorted(set(tensors) - set(own))
-    shapes = sorted(k for k in set(own) & set(tensors) if own[k].shape != tensors[k].shape)
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        if shapes:
-            k = shapes[0]
-            parts.append(f"{len(shapes)} of another shape (e.g. {k}: file {tuple(tensors[k].shape)}, model {tuple(own[k].shape)})")
+    parts = key_problems(model.state_dict(), tensors)
+    if parts:
         raise ZooError(f"{what} does not fit this config: " + "; ".join(parts))
     model.load_state_dict(tensors, strict=True)
 

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from zoo.fsutil import file_sha256
+from zoo.checkpoint import key_problems
 from zoo.config import resolve_config
 from zoo.errors import ZooError
 from zoo.official import load_official, tensors_only
@@ -94,15 +95,9 @@ def import_lama(spec: MethodSpec, source: Path, preset: str | None) -> ImportedC
             raise ZooError(f"{path}: generator with {desc} matches neither big-lama nor lama-fourier; pass --preset")
     extra = {"discriminator": bool(disc), **(infer_discriminator(disc) if disc else {})}
     config, preset = resolve_config(spec, preset, extra)
-    own = _shapes(config)
     tensors = {**gen, **disc}
-    missing = sorted(set(own) - set(tensors))
-    unused = sorted(set(tensors) - set(own))
-    wrong = sorted(k for k in set(own) & set(tensors) if tuple(tensors[k].shape) != own[k])
-    if missing or unused or wrong:
-        parts = [f"{len(missing)} missing (e.g. {missing[0]})"] if missing else []
-        parts += [f"{len(unused)} unused (e.g. {unused[0]})"] if unused else []
-        parts += [f"{len(wrong)} of another shape (e.g. {wrong[0]})"] if wrong else []
+    parts = key_problems(_shapes(config), tensors, extra="unused")
+    if parts:
         what = "generator and discriminator" if disc else "generator"
         raise ZooError(f"{path} does not match the lama {preset} {what}: " + "; ".join(parts))
     state = {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in tensors.items()}

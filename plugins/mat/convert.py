@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from zoo.checkpoint import key_problems
 from zoo.config import resolve_config
 from zoo.errors import ZooError
 from zoo.fsutil import file_sha256
@@ -154,14 +155,8 @@ def import_mat(spec: MethodSpec, source: Path, preset: str | None) -> ImportedCh
     state, fmt, ignored = read_generator(path)
     preset = preset or infer_preset(state, path)
     config, preset = resolve_config(spec, preset, {"discriminator": False})
-    own = generator_shapes(config)
-    missing = sorted(set(own) - set(state))
-    unused = sorted(set(state) - set(own))
-    wrong = sorted(k for k in set(own) & set(state) if tuple(state[k].shape) != own[k])
-    if missing or unused or wrong:
-        parts = [f"{len(missing)} missing (e.g. {missing[0]})"] if missing else []
-        parts += [f"{len(unused)} unused (e.g. {unused[0]})"] if unused else []
-        parts += [f"{len(wrong)} of another shape (e.g. {wrong[0]}: {tuple(state[wrong[0]].shape)}, expected {own[wrong[0]]})"] if wrong else []
+    parts = key_problems(generator_shapes(config), state, extra="unused")
+    if parts:
         raise ZooError(f"{path} does not match the mat {preset} generator: " + "; ".join(parts))
     weights = {"generator." + k: (v.to(torch.float32) if v.is_floating_point() else v).contiguous() for k, v in state.items()}
     provenance = {"format": fmt, "file": path.name, "sha256": file_sha256(path), "generator_tensors": len(state), "ignored_entries": ignored}
