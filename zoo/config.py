@@ -127,6 +127,18 @@ def parse_set_options(items: Iterable[str]) -> dict[str, str]:
     return out
 
 
+def parse_method_set_options(items: Iterable[str]) -> dict[str, dict[str, str]]:
+    """``["repaint.sampling=fast", "mat.z=1"]`` -> ``{"repaint": {"sampling": "fast"}, "mat": {"z": "1"}}``:
+    ``--set`` of commands that run several methods (``zoo compare``, ``zoo bench``)."""
+    out: dict[str, dict[str, str]] = {}
+    for key, value in parse_set_options(items).items():
+        method, dot, field_name = key.partition(".")
+        if not dot or not method or not field_name:
+            raise ZooError(f"--set {key}={value}: write METHOD.KEY=VALUE, e.g. repaint.sampling=fast")
+        out.setdefault(method, {})[field_name] = value
+    return out
+
+
 def resolve_config(spec: MethodSpec, preset: str | None = None, overrides: Mapping[str, Any] | None = None) -> tuple[Any, str]:
     """Build the config of ``spec`` for ``preset`` (default: the spec's default) with overrides."""
     preset = preset or spec.default

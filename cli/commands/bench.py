@@ -43,14 +43,9 @@ def bench_cmd(methods, preset, resolution, batch_size, device, precision, warmup
     import contextlib
     import sys
 
-    from zoo.config import parse_set_options
+    from zoo.config import parse_method_set_options
 
-    overrides: dict[str, dict[str, str]] = {}
-    for key, value in parse_set_options(set_items).items():
-        method, dot, field_name = key.partition(".")
-        if not dot or not field_name:
-            raise ZooError(f"--set {key}={value}: write METHOD.KEY=VALUE, e.g. repaint.sampling=fast")
-        overrides.setdefault(method, {})[field_name] = value
+    overrides = parse_method_set_options(set_items)
     # what methods print while they run goes to stderr: stdout holds only the table or the JSON
     with contextlib.redirect_stdout(sys.stderr):
         doc = bench(list(methods), settings, progress=not as_json, overrides=overrides)

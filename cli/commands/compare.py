@@ -30,19 +30,14 @@ def compare_cmd(metric_list, data, masks, methods, checkpoints, out_dir, set_ite
     import sys
 
     from zoo.compare import resolve_entries, run_compare
-    from zoo.config import parse_set_options
+    from zoo.config import parse_method_set_options
     from zoo.errors import ZooError
     from zoo.metrics import parse_metric_list
 
     specs = parse_metric_list(metric_list)
     if count < 1 or size < 8 or batch_size < 1:
         raise ZooError("--count and --batch-size must be at least 1, --size at least 8")
-    overrides: dict[str, dict[str, str]] = {}
-    for key, value in parse_set_options(set_items).items():
-        method, dot, field_name = key.partition(".")
-        if not dot or not field_name:
-            raise ZooError(f"--set {key}={value}: write METHOD.KEY=VALUE, e.g. repaint.sampling=fast")
-        overrides.setdefault(method, {})[field_name] = value
+    overrides = parse_method_set_options(set_items)
     entries = resolve_entries([m.strip() for m in methods.split(",") if m.strip()], checkpoints, overrides)
     if devices < 1:
         raise ZooError("--devices must be at least 1")
