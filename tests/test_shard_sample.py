@@ -241,3 +241,23 @@ def test_compare_resumes_a_two_process_run_on_one_without_resampling(tmp_path):
     _, how = sample_entry(entry, ev, pred, 0, 2, progress=False)
     assert how == "resumed" and all((pred / n).stat().st_mtime_ns == t for n, t in first.items())
     assert len(list(pred.glob("*.png"))) == 5
+
+
+def test_a_process_that_does_not_see_the_output_folder_is_one_line(tmp_path):
+    """Two "machines" with separate filesystems: process 1 runs in another folder, so the
+    relative --out that process 0 prepared is not there for it."""
+    from zoo.shard import _free_port, _wait
+
+    for machine in ("a", "b"):
+        (tmp_path / machine).mkdir()
+        _folder(tmp_path / machine, 2)
+    env = dict(os.environ, OMP_NUM_THREADS="1", WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
+    args = [sys.executable, "-m", "zoo_cli.main", "sample", "telea", "--images", "images", "--masks", "masks", "--out", "o"]
+    procs = [subprocess.Popen(args, cwd=tmp_path / m, env={**env, "RANK": str(r), "LOCAL_RANK": "0"}, stderr=subprocess.PIPE, text=True)
+             for r, m in enumerate("ab")]
+    codes = _wait(procs, grace=60)
+    errs = [p.stderr.read() for p in procs]
+    assert codes == [2, 2], errs
+    assert errs[0].strip().splitlines()[-1].startswith("Error: --out o: process(es) 1 of 2 do not see the folder process 0 prepared")
+    assert "Error" not in errs[1] and "Traceback" not in errs[0] + errs[1]
+    assert not (tmp_path / "a" / "o").exists() and not (tmp_path / "b" / "o").exists()  # nothing left behind

@@ -216,6 +216,8 @@ def _steps(kind: str, kw: dict[str, Any], finish: bool, rank: int, size: int) ->
     if not all(seen):
         if rank == 0:
             shutil.rmtree(out / WORK, ignore_errors=True)
+            if failed is not None:
+                failed(prep)
         blind = ", ".join(str(r) for r, ok in enumerate(seen) if not ok)
         raise _user_error(f"--out {out}: process(es) {blind} of {size} do not see the folder process 0 prepared; "
                           "over several machines --out (and the inputs) must be on a filesystem every machine shares", rank)
