@@ -261,3 +261,34 @@ def test_a_process_that_does_not_see_the_output_folder_is_one_line(tmp_path):
     assert errs[0].strip().splitlines()[-1].startswith("Error: --out o: process(es) 1 of 2 do not see the folder process 0 prepared")
     assert "Error" not in errs[1] and "Traceback" not in errs[0] + errs[1]
     assert not (tmp_path / "a" / "o").exists() and not (tmp_path / "b" / "o").exists()  # nothing left behind
+
+
+def test_a_crash_keeps_finished_images_and_a_crash_before_any_removes_the_folder(tmp_path, monkeypatch):
+    import pytest
+
+    import zoo.runner as runner
+
+    _folder(tmp_path, 3)
+    real, calls = runner.inpaint, []
+
+    def crash_at(n):
+        def fake(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == n:
+                raise RuntimeError("out of memory (simulated)")
+            return real(*args, **kwargs)
+        return fake
+
+    args = dict(method="telea", checkpoint=None, images=tmp_path / "images", masks=tmp_path / "masks", batch_size=1, progress=False)
+    monkeypatch.setattr(runner, "inpaint", crash_at(1))
+    with pytest.raises(RuntimeError, match="simulated"):
+        runner.sample_folder(**args, out_dir=tmp_path / "first")
+    assert not (tmp_path / "first").exists()  # nothing finished: nothing left
+    calls.clear()
+    monkeypatch.setattr(runner, "inpaint", crash_at(3))
+    with pytest.raises(RuntimeError, match="simulated"):
+        runner.sample_folder(**args, out_dir=tmp_path / "later")
+    assert sorted(p.name for p in (tmp_path / "later").glob("*.png")) == ["im0.png", "im1.png"]  # finished before the crash: kept
+    monkeypatch.setattr(runner, "inpaint", real)
+    report = runner.sample_folder(**args, out_dir=tmp_path / "later")
+    assert (report.count, report.resumed) == (3, 2) and not (tmp_path / "later" / runner.PROGRESS_DIR).exists()
