@@ -14,6 +14,9 @@ from zoo.errors import QuietExit, ZooError
 
 def _say(line: str) -> None:
     """One line on stderr that never shares a line with a progress bar."""
+    if "tqdm" not in sys.modules:  # no bar was ever opened; importing tqdm.auto costs ~20 ms
+        print(line, file=sys.stderr)
+        return
     from tqdm.auto import tqdm
 
     tqdm.write(line, file=sys.stderr)
@@ -21,6 +24,8 @@ def _say(line: str) -> None:
 
 def close_progress_bars() -> None:
     """Close every open progress bar, so that what follows starts on a line of its own."""
+    if "tqdm" not in sys.modules:  # no bar was ever opened (and the catalog commands stay fast)
+        return
     from tqdm.auto import tqdm
 
     bars = list(getattr(tqdm, "_instances", []))

@@ -1,7 +1,10 @@
 """The core's own defaults, registered as an ordinary plugin named ``zoo``.
 
 Datasets, mask kinds and metrics that ship with the zoo come through the same hooks a
-third-party plugin uses.
+third-party plugin uses. The registration hooks run on every ``zoo list`` and ``zoo plugins``,
+so they import no torch or numpy: the specs come from the torch-free catalogs
+(:mod:`zoo.masks.catalog`, :mod:`zoo.metrics.catalog`) whose functions import their
+implementation when called, and ``shapes`` opens its dataset lazily.
 """
 
 from __future__ import annotations
@@ -23,13 +26,13 @@ def zoo_register_datasets():
 
 @hookimpl
 def zoo_register_mask_generators():
-    from zoo.masks import BUILTIN_KINDS
+    from zoo.masks.catalog import BUILTIN_KINDS
 
     return list(BUILTIN_KINDS)
 
 
 @hookimpl
 def zoo_register_metrics():
-    from zoo.metrics import BUILTIN_METRICS
+    from zoo.metrics.catalog import BUILTIN_METRICS
 
     return list(BUILTIN_METRICS)

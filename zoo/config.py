@@ -13,8 +13,6 @@ import types
 import typing
 from typing import Any, Iterable, Mapping
 
-import yaml
-
 from zoo.errors import ZooError, choices_error
 from zoo.spec import MethodSpec
 
@@ -44,6 +42,8 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
             return value
         if typing.get_origin(tp) is typing.Literal:
             return _literal(value, tp, key)
+        import yaml  # here, not at the top: `zoo --version` and `--help` need no YAML
+
         try:
             value = yaml.safe_load(text)
         except yaml.YAMLError:

@@ -14,11 +14,9 @@ concatenated.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import click
 import pluggy
-import torch
 
 from zoo.spec import (
     DatasetSpec,
@@ -30,6 +28,10 @@ from zoo.spec import (
     TrainContext,
     TrainResult,
 )
+
+if TYPE_CHECKING:  # annotations only: the catalog commands import no torch
+    import click
+    import torch
 
 hookspec = pluggy.HookspecMarker("zoo")
 

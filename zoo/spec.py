@@ -9,10 +9,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-import numpy as np
-import torch
+if TYPE_CHECKING:  # annotations only: the catalog commands import no torch
+    import numpy as np
+    import torch
 
 #: Method families, as listed in ``registry.yaml``.
 FAMILIES = ("gan", "diffusion", "token", "prior", "classical", "regression")

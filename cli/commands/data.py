@@ -18,9 +18,10 @@ def data_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def data_list(as_json: bool) -> None:
     """List registered dataset names."""
-    from zoo.data import _registered
+    from zoo.plugins import get_manager  # not zoo.data: listing names needs no torch
 
-    print_named(sorted(_registered().items()), "dataset", as_json)
+    datasets = {d.name: d for d in get_manager().collect("zoo_register_datasets")}
+    print_named(sorted(datasets.items()), "dataset", as_json)
 
 
 @data_group.command("prepare")

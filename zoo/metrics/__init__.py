@@ -9,43 +9,25 @@ Inception features of all predictions and all ground truths. ``score_folders`` (
 from __future__ import annotations
 
 from zoo.errors import choices_error
-from zoo.metrics import distribution as _dist
-from zoo.metrics.perceptual import backbone_url, lpips_alex, lpips_vgg
-from zoo.metrics.pixel import l1, l1_hole, psnr, psnr_hole, ssim, ssim_hole
+from zoo.metrics.catalog import BUILTIN_METRICS, STABLE_COUNT
 from zoo.spec import MetricSpec
 
-#: Below the feature dimension (2048) the covariance of the features is rank-deficient,
-#: FID is dominated by its small-sample bias, and a linear SVM separates any 2N <= 2049
-#: points, so U-IDS reads 0 whatever the method. Papers use 10,000+ images.
-STABLE_COUNT = 2048
-_WHY = "the feature dimension; below it the estimate is dominated by small-sample bias, papers use 10,000+"
-
-def _lpips_ready(net: str) -> None:
-    from zoo.metrics.weights import cached_or_download
-
-    cached_or_download(backbone_url(net), f"LPIPS {net} backbone")
+# The implementations import torch: they load on first use, so that declaring the built-in
+# metrics (``zoo list`` and ``zoo plugins`` collect every plugin's) stays torch-free.
+_PIXEL = ("psnr", "psnr_hole", "ssim", "ssim_hole", "l1", "l1_hole")
+_PERCEPTUAL = ("backbone_url", "lpips_alex", "lpips_vgg")
 
 
-BUILTIN_METRICS = [
-    MetricSpec("psnr", "PSNR (dB) on the whole image", True, psnr, value_range=(0.0, None)),
-    MetricSpec("psnr-hole", "PSNR (dB) over the hole only", True, psnr_hole, needs_mask=True, value_range=(0.0, None)),
-    MetricSpec("ssim", "SSIM (Gaussian window, sigma 1.5) on the whole image", True, ssim, value_range=(-1.0, 1.0)),
-    MetricSpec("ssim-hole", "SSIM map averaged over the hole only", True, ssim_hole, needs_mask=True, value_range=(-1.0, 1.0)),
-    MetricSpec("l1", "L1 on [0, 1] over the whole image", False, l1, value_range=(0.0, 1.0)),
-    MetricSpec("l1-hole", "L1 on [0, 1] over the hole", False, l1_hole, needs_mask=True, value_range=(0.0, 1.0)),
-    MetricSpec("lpips", "LPIPS v0.1, AlexNet backbone", False, lpips_alex, prepare=lambda: _lpips_ready("alex"), value_range=(0.0, None)),
-    MetricSpec("lpips-vgg", "LPIPS v0.1, VGG16 backbone", False, lpips_vgg, prepare=lambda: _lpips_ready("vgg"), value_range=(0.0, None)),
-    MetricSpec("fid", "Frechet Inception Distance (torch-fidelity)", False, _dist.fid, per_image=False,
-               features="inception", min_count=STABLE_COUNT, min_count_reason=_WHY),
-    MetricSpec("kid", "Kernel Inception Distance (torch-fidelity, subsets of min(1000, N))", False, _dist.kid,
-               per_image=False, features="inception", min_count=1000, min_count_reason="torch-fidelity's default KID subset size"),
-    MetricSpec("is", "Inception Score of the predictions (torch-fidelity, 10 splits)", True, _dist.inception_score,
-               per_image=False, features="inception-logits", min_count=5000, min_count_reason="the usual 10 splits of 500+ images"),
-    MetricSpec("p-ids", "Paired Inception Discriminative Score (CoModGAN)", True, _dist.p_ids, per_image=False,
-               features="inception", min_count=STABLE_COUNT, min_count_reason=_WHY),
-    MetricSpec("u-ids", "Unpaired Inception Discriminative Score (CoModGAN)", True, _dist.u_ids, per_image=False,
-               features="inception", min_count=STABLE_COUNT, min_count_reason=_WHY),
-]
+def __getattr__(name: str):
+    if name in _PIXEL:
+        from zoo.metrics import pixel
+
+        return getattr(pixel, name)
+    if name in _PERCEPTUAL:
+        from zoo.metrics import perceptual
+
+        return getattr(perceptual, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def metrics() -> dict[str, MetricSpec]:
