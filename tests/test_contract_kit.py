@@ -1,17 +1,22 @@
-"""The contract kit (zoo.testing) over every method `zoo list` shows: every built-in method,
-and any plugin installed beside the zoo, passes it."""
+"""The contract kit (zoo.testing) over every method `zoo list` shows, every loaded plugin and
+every built-in metric: every built-in method, and any plugin installed beside the zoo,
+passes it. (What the kit catches on defective plugins: tests/test_kit_defects.py.)"""
 
 from __future__ import annotations
 
 import pytest
 
 from zoo.plugins import get_manager, reset_manager
-from zoo.testing import CHECKS, run_check
+from zoo.testing import CHECKS, check_metric, check_plugin, run_check
 
 
-def _methods() -> list[str]:
+def _names(what: str) -> list[str]:
     reset_manager()
-    names = sorted(get_manager().methods())
+    manager = get_manager()
+    if what == "plugins":
+        names = sorted(p.name for p in manager.plugins() if p.status != "disabled")
+    else:
+        names = sorted(manager.names(what))
     reset_manager()
     return names
 
@@ -22,42 +27,19 @@ def kit_dir(tmp_path_factory):
 
 
 @pytest.mark.parametrize("check", CHECKS)
-@pytest.mark.parametrize("method", _methods())
+@pytest.mark.parametrize("method", _names("methods"))
 def test_every_method_passes_the_contract_kit(method, check, kit_dir):
     run_check(method, check, kit_dir / method)
 
 
-def test_the_kit_fails_an_unseeded_sampler_and_passes_a_seeded_one(kit_dir):
-    """Randomness from the global RNG instead of the generator fails; the same fill drawn from the generator passes."""
-    import torch
+@pytest.mark.parametrize("plugin", _names("plugins"))
+def test_every_plugin_passes_the_hooks_check(plugin):
+    check_plugin(plugin)
 
-    from zoo import SampleOutput, hookimpl
 
-    class Cheat:
-        @hookimpl
-        def zoo_sample(self, method, model, config, images, masks, generator):
-            if method != "telea":
-                return None
-            return SampleOutput(torch.rand(images.shape, generator=generator) * 2 - 1, {})
-
-    class Leaky:
-        @hookimpl
-        def zoo_sample(self, method, model, config, images, masks, generator):
-            if method != "telea":
-                return None
-            noise = torch.rand(images.shape) * 2 - 1  # global RNG: not seeded by the generator
-            return SampleOutput(noise, {})
-
-    manager = get_manager()
-    manager.register(Leaky(), name="leaky")
-    try:
-        with pytest.raises(AssertionError, match="same seed|hole content"):
-            run_check("telea", "sample", kit_dir / "leaky")
-    finally:
-        reset_manager()
-    manager = get_manager()
-    manager.register(Cheat(), name="cheat")
-    try:
-        run_check("telea", "sample", kit_dir / "cheat")  # seeded random fill: a valid (bad) method
-    finally:
-        reset_manager()
+@pytest.mark.parametrize("metric", _names("metrics"))
+def test_every_metric_passes_the_metric_check(metric):
+    spec = get_manager().specs("metrics")[metric]
+    if spec.prepare is not None:  # weights (LPIPS): tests download nothing; their own tests build small files
+        pytest.skip(f"{metric} needs weights")
+    check_metric(metric)
