@@ -69,9 +69,11 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 # -- outputs of a command: never over an input, never over someone else's files ------------------
-def check_output_dir(out: str | os.PathLike, inputs: dict[str, str | os.PathLike | None], overwrite: bool = False, flag: str = "--out") -> Path:
+def check_output_dir(out: str | os.PathLike, inputs: dict[str, str | os.PathLike | None], overwrite: bool = False, flag: str = "--out",
+                     remedy: str = "choose a new folder, or pass --overwrite to replace the files this command writes") -> Path:
     """Refuse an output folder that is a file, that is, contains or lies inside one of
-    ``inputs`` (flag -> path), or that exists and is not empty without ``overwrite``."""
+    ``inputs`` (flag -> path), or that exists and is not empty without ``overwrite``
+    (``remedy``: what the message suggests then; only name options the command has)."""
     from zoo.errors import ZooError
 
     out = Path(out)
@@ -85,7 +87,7 @@ def check_output_dir(out: str | os.PathLike, inputs: dict[str, str | os.PathLike
         if resolved == inp or inp in resolved.parents or resolved in inp.parents:
             raise ZooError(f"{flag} {out} is, contains or lies inside the input {name} {path}; choose a folder outside the inputs")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ZooError(f"{flag} {out} exists and is not empty; choose a new folder, or pass --overwrite to replace the files this command writes")
+        raise ZooError(f"{flag} {out} exists and is not empty; {remedy}")
     return out
 
 
