@@ -67,6 +67,30 @@ def user_warnings():
 class ZooGroup(click.Group):
     """A click group whose user errors are one line on stderr with exit code 2."""
 
+    _plugin_commands_added = False
+
+    def _add_plugin_commands(self) -> None:
+        """Plugins add their commands when the first command is looked up or listed, not at
+        import: ``zoo --version`` loads no plugin."""
+        if self._plugin_commands_added:
+            return
+        self._plugin_commands_added = True
+        try:
+            from zoo.plugins import get_manager
+
+            with user_warnings():  # e.g. a $ZOO_LOAD_PLUGINS name that matches no plugin
+                get_manager().hook.zoo_register_commands(cli=self)
+        except Exception as exc:  # a plugin's command must not break the CLI
+            click.echo(f"Warning: a plugin failed to add its commands ({type(exc).__name__}: {exc})", err=True)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self._add_plugin_commands()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._add_plugin_commands()
+        return super().list_commands(ctx)
+
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
@@ -94,6 +118,20 @@ class ZooGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)
+        except Exception as exc:
+            from zoo.errors import plugin_origin
+
+            origin = plugin_origin(exc)
+            if origin is None:
+                raise
+            close_progress_bars()
+            plugin, hook, method = origin
+            click.echo(f"Error: plugin {plugin!r} raised {type(exc).__name__} in {hook}" + (f" (method {method!r})" if method else "")
+                       + f": {str(exc).splitlines()[0] if str(exc) else ''} (traceback below; report it to the plugin's author)", err=True)
+            import traceback
+
+            traceback.print_exception(exc)
+            sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
@@ -112,13 +150,7 @@ def _register() -> None:
     for module in (catalog, train, sample, score, compare, importer, fetch, data, masks, extras, bench):
         for command in module.COMMANDS:
             app.add_command(command)
-    try:
-        from zoo.plugins import get_manager
-
-        with user_warnings():  # e.g. a $ZOO_LOAD_PLUGINS name that matches no plugin
-            get_manager().hook.zoo_register_commands(cli=app)
-    except Exception as exc:  # a plugin's command must not break the CLI
-        click.echo(f"Warning: a plugin failed to add its commands ({type(exc).__name__}: {exc})", err=True)
+    # plugins' commands: ZooGroup._add_plugin_commands, on the first lookup of a command
 
 
 _register()

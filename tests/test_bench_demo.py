@@ -24,7 +24,7 @@ def _model(method):
     spec = get_manager().method(method)
     config, _ = resolve_config(spec, "tiny")
     torch.manual_seed(0)
-    return get_manager().hook.zoo_build_model(method=method, config=config).eval(), config
+    return get_manager().call("zoo_build_model", method, config=config).eval(), config
 
 
 def test_bench_json_on_two_tiny_methods(tmp_path):

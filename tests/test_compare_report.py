@@ -156,7 +156,7 @@ def test_checkpoints_mask_folders_and_bad_requests(tmp_path):
     manager = get_manager()
     spec = manager.method("conv-l1")
     config, preset = resolve_config(spec, "tiny", None)
-    model = manager.hook.zoo_build_model(method="conv-l1", config=config)
+    model = manager.call("zoo_build_model", "conv-l1", config=config)
     ckpt = tmp_path / "conv.safetensors"
     save_checkpoint(ckpt, model.state_dict(), checkpoint_meta("conv-l1", config, preset, 0, {"kind": "test"}))
 

@@ -122,7 +122,7 @@ def test_presets_resolve_in_order():
 def _conv_checkpoint(tmp_path, **over):
     spec = get_manager().method("conv-l1")
     cfg, preset = resolve_config(spec, "tiny", over)
-    model = get_manager().hook.zoo_build_model(method="conv-l1", config=cfg)
+    model = get_manager().call("zoo_build_model", "conv-l1", config=cfg)
     path = tmp_path / "c.safetensors"
     meta = CheckpointMeta("conv-l1", cfg.__dict__, preset, step=7, plugin="baselines", provenance={"kind": "test"})
     save_checkpoint(path, model.state_dict(), meta)

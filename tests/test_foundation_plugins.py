@@ -21,7 +21,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 def site(tmp_path_factory) -> Path:
     """Install the throwaway plugin packages with pip, offline, into a private folder."""
     target = tmp_path_factory.mktemp("site")
-    for name in ("mean_fill_plugin", "broken_plugin"):
+    for name in ("mean_fill_plugin", "broken_plugin", "unguarded_plugin"):
         src = tmp_path_factory.mktemp("src") / name
         shutil.copytree(FIXTURES / name, src)
         subprocess.run(
@@ -117,18 +117,21 @@ def test_plugin_failing_at_registration_is_broken_not_fatal():
     assert info.status == "broken" and "bad spec" in info.error
 
 
-def test_duplicate_method_name_marks_second_plugin_broken():
-    from zoo import MethodSpec, hookimpl
-    from zoo.plugins import get_manager
-    from zoo_plugins.baselines.config import TeleaConfig
-
-    class Dup:
-        @hookimpl
-        def zoo_register_methods(self):
-            return [MethodSpec("telea", "dup", "classical", TeleaConfig, {"x": {}}, needs_training=False)]
-
-    manager = get_manager()
-    manager.register(Dup(), name="zz-dup")
-    assert manager.methods()["telea"][1] == "baselines"
-    info = {p.name: p for p in manager.plugins()}["zz-dup"]
-    assert info.status == "broken" and "already declared" in info.error
+def test_a_plugin_without_method_guards_leaves_every_other_method_working(site, tmp_path, image_folder):
+    """levels-fill's hooks never check the method name and break on any other config: the
+    core calls them for levels-fill only, so telea, conv-l1 and the guarded mean-fill work."""
+    images, masks = image_folder
+    plugins = {p["name"]: p for p in json.loads(zoo(site, "plugins", "--json").stdout)}
+    assert plugins["levels_fill"]["status"] == "ok" and plugins["levels_fill"]["methods"] == ["levels-fill"]
+    for method in ("telea", "levels-fill"):
+        res = zoo(site, "sample", method, "--images", images, "--masks", masks, "--out", tmp_path / method)
+        assert res.returncode == 0, res.stderr
+        assert sorted(p.name for p in (tmp_path / method).glob("*.png")) == ["img0.png", "img1.png", "img2.png"]
+    res = zoo(site, "train", "conv-l1", "--data", "shapes", "--preset", "tiny", "--steps", "2", "--out", tmp_path / "conv")
+    assert res.returncode == 0, res.stderr
+    res = zoo(site, "sample", "conv-l1", "--checkpoint", tmp_path / "conv" / "model.safetensors", "--images", images, "--masks", masks, "--out", tmp_path / "conv-out")
+    assert res.returncode == 0, res.stderr
+    res = zoo(site, "score", "levels-fill", "--data", "shapes", "--masks", "box", "--count", "2", "--size", "32", "--metric", "psnr",
+              "--out", tmp_path / "score", "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["method_scores"] == {"levels-fill/levels": 4.0}

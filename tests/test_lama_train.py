@@ -168,9 +168,9 @@ def test_cli_train_sample_score(cli, image_folder, tmp_path):
     src = torch.stack([load_image(images / f"img{i}.png") for i in range(3)])
     msk = torch.stack([load_mask(masks / f"img{i}.png") for i in range(3)])
     res = torch.stack([load_image(out / f"img{i}.png") for i in range(3)])
-    scores = get_manager().hook.zoo_score(method="lama", model=model, config=config, images=src, masks=msk, outputs=res)
+    scores = get_manager().call("zoo_score", "lama", model=model, config=config, images=src, masks=msk, outputs=res)
     assert 0 < scores["d-realism-hole"] < 1
-    assert get_manager().hook.zoo_score(method="conv-l1", model=model, config=config, images=src, masks=msk, outputs=res) is None
+    assert get_manager().call("zoo_score", "conv-l1", model=model, config=config, images=src, masks=msk, outputs=res) is None
 
 
 def test_cli_refuses_unknown_override(cli, tmp_path):

@@ -19,7 +19,7 @@ MAX_LINES = 500
 # bottom to top; a module may import its own layer or lower ones, never a higher one
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("typed objects and helpers", ("zoo", "zoo.errors", "zoo.spec", "zoo.config", "zoo.fsutil", "zoo.imageio", "zoo.device", "zoo.official", "zoo.hookspecs", "zoo.download")),
-    ("plugin manager and registry", ("zoo.plugins", "zoo.registry")),
+    ("plugin manager and registry", ("zoo.contract", "zoo.plugins", "zoo.registry")),
     ("building blocks", ("zoo.data", "zoo.masks", "zoo.metrics", "zoo.diffusion", "zoo.layers")),
     ("checkpoints, provenance, the sample contract, the core plugin", ("zoo.checkpoint", "zoo.provenance", "zoo.inpaint", "zoo.builtins")),
     ("training engine", ("zoo.train",)),

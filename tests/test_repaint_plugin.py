@@ -136,7 +136,7 @@ def test_cli_train_sample_score(cli, tmp_path, image_folder):
     assert torch.equal((pred - gt).abs() * (1 - hole), torch.zeros_like(pred))  # known pixels exact (8-bit PNGs)
     # `zoo score` is built by another helper; here the plugin's zoo_score hook is called directly
     model, cfg, _ = load_model(ckpt, "repaint")
-    result = get_manager().hook.zoo_score(method="repaint", model=model, config=cfg, images=gt[None], masks=hole[None], outputs=pred[None])
+    result = get_manager().call("zoo_score", "repaint", model=model, config=cfg, images=gt[None], masks=hole[None], outputs=pred[None])
     assert set(result) == {"hole_denoise_mse"} and 0 < result["hole_denoise_mse"] < 10
 
 

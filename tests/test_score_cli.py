@@ -148,7 +148,7 @@ def test_score_method_with_a_checkpoint(tmp_path):
 
     manager = get_manager()
     config, preset = resolve_config(manager.method("conv-l1"), "tiny", None)
-    model = manager.hook.zoo_build_model(method="conv-l1", config=config)
+    model = manager.call("zoo_build_model", "conv-l1", config=config)
     ckpt = tmp_path / "conv.safetensors"
     save_checkpoint(ckpt, model.state_dict(), checkpoint_meta("conv-l1", config, preset, 0, {"kind": "test"}))
     out = tmp_path / "run"

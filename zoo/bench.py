@@ -266,9 +266,7 @@ def bench_sampling(method: str, settings: BenchSettings, overrides: dict[str, An
     times: list[float] = []
     info: dict[str, Any] = {}
     with PeakMemory(device) as mem:  # model weights + warm-up + timed calls
-        model = get_manager().hook.zoo_build_model(method=method, config=config)
-        if model is None:
-            raise ZooError(f"no plugin builds a model for method {method!r}")
+        model = get_manager().call("zoo_build_model", method, config=config)
         model = model.eval().to(device)
         params = sum(p.numel() for p in model.parameters())
 

@@ -129,9 +129,7 @@ def load_model(path: str | Path, method: str | None = None, overrides: dict[str,
     config = config_from_dict(spec.config, meta.config, meta.method)
     if overrides:
         config = validate_config(apply_overrides(config, overrides, meta.method), meta.method)
-    model = manager.hook.zoo_build_model(method=meta.method, config=config)
-    if model is None:
-        raise ZooError(f"no plugin builds a model for method {meta.method!r}")
+    model = manager.call("zoo_build_model", meta.method, config=config)
     load_state_strict(model, tensors, what=str(path))
     model.eval()
     return model, config, meta
@@ -155,6 +153,26 @@ def key_problems(own: Mapping[str, Any], found: Mapping[str, Any], extra: str = 
         k = wrong[0]
         parts.append(f"{len(wrong)} of another shape (e.g. {k}: file {shape(found[k])}, model {shape(own[k])})")
     return parts
+
+
+def check_trained_state(method: str, config: Any, state: dict[str, Any]) -> None:
+    """The state a plugin's ``zoo_train`` returned loads into the model its
+    ``zoo_build_model`` builds for ``config`` (same keys and shapes, tensors only); else one
+    line naming plugin and hook, raised before the run is reported done (instead of at the
+    first ``zoo sample``). The model is built on the meta device (no memory)."""
+    from zoo.errors import plugin_error
+    from zoo.plugins import get_manager
+
+    manager = get_manager()
+    plugin = manager.owner("methods", method)
+    odd = sorted(k for k, v in state.items() if not isinstance(v, torch.Tensor))
+    if odd:
+        raise plugin_error(plugin, "zoo_train", f"returned a state_dict whose {odd[0]!r} is {type(state[odd[0]]).__name__}; expected tensors only (model.state_dict())", method)
+    with torch.device("meta"):
+        own = manager.call("zoo_build_model", method, config=config).state_dict()
+    parts = key_problems(own, state, extra="with no place in the model")
+    if parts:
+        raise plugin_error(plugin, "zoo_train", "returned weights that do not load into the model zoo_build_model builds for the run's config: " + "; ".join(parts), method)
 
 
 def load_state_strict(model: torch.nn.Module, tensors: dict[str, torch.Tensor], what: str) -> None:

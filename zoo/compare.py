@@ -302,7 +302,7 @@ def sample_entry(entry: Entry, ev, pred_dir: Path, seed: int = 0, batch_size: in
         gen = torch.Generator(device="cpu").manual_seed(sample_seed(seed, 0, start))
         with torch.no_grad():
             result, info = inpaint(entry.method, model, config, x, m, gen)
-            extra = manager.hook.zoo_score(method=entry.method, model=model, config=config, images=x, masks=m, outputs=result)
+            extra = manager.call("zoo_score", entry.method, model=model, config=config, images=x, masks=m, outputs=result)
         for j, path in enumerate(outs):
             save_image(path, result[j])
         state["batches"][str(start)] = {"n": len(chunk), "scores": {k: float(v) for k, v in (extra or {}).items()},

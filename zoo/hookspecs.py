@@ -5,10 +5,17 @@ match the specs below; it is found through the ``zoo.plugins`` entry-point group
 implements only the hooks it needs.
 
 Method hooks (``zoo_build_model``, ``zoo_train``, ``zoo_sample``, ``zoo_score``,
-``zoo_import_checkpoint``) receive the method name first; an implementation returns
-``None`` for methods it does not own, and the **first non-None result wins**.
+``zoo_import_checkpoint``) receive the method name first. The core calls them **only on
+the plugin that registered the method** (through ``zoo_register_methods``), so an
+implementation never sees another plugin's methods and needs no ``if method != NAME:
+return None`` guard (a guard kept from older plugins is harmless). What they return is
+checked: the wrong type is a one-line error naming the plugin and the hook.
+
 Registration hooks (``zoo_register_*``) are called on every plugin and their lists are
-concatenated.
+collected; a name (method, metric, dataset, mask kind) another plugin registered first is
+refused for the later plugin with a warning, and a plugin whose registration fails
+contributes nothing. An ``@hookimpl`` whose name is not a hook below, or whose arguments
+are not the hook's, marks its plugin broken (``zoo plugins`` says why).
 """
 
 from __future__ import annotations
@@ -86,7 +93,7 @@ def zoo_register_commands(cli: click.Group) -> None:
 
 
 # --------------------------------------------------------------------------------------
-# Method hooks: first non-None result wins
+# Method hooks: called only on the plugin that registered the method
 # --------------------------------------------------------------------------------------
 @hookspec(firstresult=True)
 def zoo_build_model(method: str, config: Any) -> torch.nn.Module | None:
@@ -94,9 +101,8 @@ def zoo_build_model(method: str, config: Any) -> torch.nn.Module | None:
 
     Receives the method name and a config instance. Returns the ``torch.nn.Module`` whose
     ``state_dict()`` a checkpoint holds and which ``zoo_sample`` receives (random weights;
-    the core loads the checkpoint into it), or ``None`` when the method is not this
-    plugin's. Methods with nothing to train may return a module without parameters.
-    First non-None result wins.
+    the core loads the checkpoint into it). Methods with nothing to train may return a
+    module without parameters. Called only on the plugin that registered ``method``.
     """
 
 
@@ -108,8 +114,8 @@ def zoo_train(method: str, ctx: TrainContext) -> TrainResult | None:
     mask kind, steps, global batch size, seed, run folder, engine options). Two-stage
     methods run both stages here. Returns a :class:`zoo.TrainResult` whose ``state_dict``
     loads into ``zoo_build_model(method, ctx.config)``; the core writes it as the run's
-    final checkpoint. Returns ``None`` when the method is not this plugin's.
-    First non-None result wins.
+    final checkpoint (the core checks that its tensors match that model before it reports
+    the run done). Called only on the plugin that registered ``method``.
     """
 
 
@@ -131,8 +137,8 @@ def zoo_sample(
     changing it changes nothing in the output), ``masks`` (B, 1, H, W) with 1 = hole, and a
     ``torch.Generator`` that is the only source of randomness. Returns a :class:`zoo.SampleOutput` whose images are
     composited (known pixels equal the input exactly) and whose ``info`` may carry notes
-    such as ``nfe`` (network calls per image); ``None`` when the method is not this
-    plugin's. First non-None result wins.
+    such as ``nfe`` (network calls per image); ``images`` must have the input's shape.
+    Called only on the plugin that registered ``method``.
     """
 
 
@@ -153,8 +159,8 @@ def zoo_score(
     prior's likelihood of the true hole); a score that runs the model as an inpainter must
     give it ``zoo.inpaint.erase_holes(images, masks)``, as ``zoo_sample`` gets. Returns a dict of named floats (for example a
     diffusion model's denoising loss on the hole), reported next to the shared metrics as
-    ``METHOD/NAME``; ``None`` when the method is not this plugin's or adds nothing.
-    First non-None result wins.
+    ``METHOD/NAME``; ``None`` when it adds nothing. NaN or infinite values are reported
+    as missing with a warning. Called only on the plugin that registered ``method``.
     """
 
 
@@ -172,5 +178,5 @@ def zoo_import_checkpoint(method: str, source: Path, preset: str | None, overrid
     provenance) that the core saves as a zoo checkpoint; ``None`` when the method is not
     this plugin's. Official files must be read without executing code (see
     :func:`zoo.official.load_official`). Raise :class:`zoo.ZooError` for a file of another
-    layout. First non-None result wins.
+    layout. Called only on the plugin that registered ``method``.
     """

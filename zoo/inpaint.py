@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from zoo.errors import ZooError
+from zoo.errors import plugin_error
 from zoo.plugins import get_manager
 
 #: What hole pixels are replaced with before a method sees them (mid-grey in [-1, 1]).
@@ -41,11 +41,10 @@ def inpaint(method: str, model: torch.nn.Module, config: Any, images: torch.Tens
     the images with their holes erased; its output is checked for shape and composited
     with the original known pixels."""
     visible = erase_holes(images, masks)
-    out = get_manager().hook.zoo_sample(method=method, model=model, config=config, images=visible, masks=masks, generator=generator)
-    if out is None:
-        raise ZooError(f"no plugin samples method {method!r}")
+    manager = get_manager()
+    out = manager.call("zoo_sample", method, model=model, config=config, images=visible, masks=masks, generator=generator)
     pred = out.images
     if pred.shape != images.shape:
-        raise RuntimeError(f"method {method!r} returned shape {tuple(pred.shape)} for input {tuple(images.shape)}")
+        raise plugin_error(manager.owner("methods", method), "zoo_sample", f"returned images of shape {tuple(pred.shape)} for input {tuple(images.shape)}; expected {tuple(images.shape)} (B, 3, H, W)", method)
     composited = images * (1 - masks) + pred.to(images.dtype).clamp(-1, 1) * masks
     return composited, out.info

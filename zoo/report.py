@@ -38,9 +38,10 @@ def _fmt(x: float | None, digits: int = 4) -> str:
 
 
 def _cell(m: dict[str, Any]) -> str:
+    bad = f" ({m['non_finite']} NaN/inf left out)" if m.get("non_finite") else ""
     if m.get("ci_low") is None:
-        return _fmt(m.get("value"))
-    return f"{_fmt(m['value'])} [{_fmt(m['ci_low'])}, {_fmt(m['ci_high'])}]"
+        return _fmt(m.get("value")) + bad
+    return f"{_fmt(m['value'])} [{_fmt(m['ci_low'])}, {_fmt(m['ci_high'])}]{bad}"
 
 
 def rank_entries(res) -> list[int]:

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from zoo.checkpoint import load_model, load_state_strict, read_meta, save_checkpoint
+from zoo.checkpoint import check_trained_state, load_model, load_state_strict, read_meta, save_checkpoint
 from zoo.config import apply_overrides, coerce, config_from_dict, config_to_dict, field_types, resolve_config, validate_config
 from zoo.data import open_data
 from zoo.device import get_device
@@ -200,9 +200,8 @@ def _train_run(manager: Any, ctx: TrainContext, previous: dict[str, Any] | None,
         }
         write_text(ctx.out_dir / "run.json", json.dumps(run_info, indent=2, default=str))
     _seed_everything(seed)  # the model the plugin builds next starts from this seed
-    result = manager.hook.zoo_train(method=method, ctx=ctx)
-    if result is None:
-        raise ZooError(f"no plugin trains method {method!r}")
+    result = manager.call("zoo_train", method, ctx=ctx)
+    check_trained_state(method, config, result.state_dict)
     path = ctx.out_dir / MODEL_FILE
     if _is_main_process():
         provenance: dict[str, Any] = {"kind": "trained", "data": str(data), "seed": seed}
@@ -230,7 +229,7 @@ def _init_config(manager: Any, spec: Any, method: str, init: str | Path, preset:
         preset = meta.preset
     config = training_config(config)
     tensors = _file_shapes(init)
-    own = meta_shapes(lambda: manager.hook.zoo_build_model(method=method, config=config))
+    own = meta_shapes(lambda: manager.call("zoo_build_model", method, config=config))
     problem = shape_problems(own, tensors)
     if problem:
         changed = " ".join(f"--set {k}={v}" for k, v in (overrides or {}).items()) or ""
@@ -257,9 +256,7 @@ def build_model(method: str, checkpoint: str | Path | None, overrides: dict[str,
     if spec.needs_training:
         raise ZooError(f"method {method!r} needs --checkpoint (train one with `zoo train {method}` or convert one with `zoo import`)")
     config, _ = resolve_config(spec, preset, overrides)
-    model = manager.hook.zoo_build_model(method=method, config=config)
-    if model is None:
-        raise ZooError(f"no plugin builds a model for method {method!r}")
+    model = manager.call("zoo_build_model", method, config=config)
     return model.eval(), config
 
 
@@ -482,11 +479,11 @@ def import_checkpoint(method: str, source: str | Path, out: str | Path, preset: 
     source = Path(source)
     if not source.exists():
         raise ZooError(f"official checkpoint {source} does not exist")
-    imported = manager.hook.zoo_import_checkpoint(method=method, source=source, preset=preset, overrides=overrides)
+    imported = manager.call("zoo_import_checkpoint", method, source=source, preset=preset, overrides=overrides)
     if imported is None:
         raise ZooError(f"method {method!r} has no importer for official checkpoints")
     config = validate_config(apply_overrides(imported.config, overrides, method), method) if overrides else imported.config
-    model = manager.hook.zoo_build_model(method=method, config=config)
+    model = manager.call("zoo_build_model", method, config=config)
     load_state_strict(model, imported.state_dict, what=f"converted {source}" + (" with --set " + " ".join(f"{k}={v}" for k, v in overrides.items()) if overrides else ""))
     provenance = {"kind": "imported", "source": str(source), **imported.provenance, **(provenance or {})}
     if notes is not None:

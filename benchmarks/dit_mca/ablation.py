@@ -146,7 +146,7 @@ def evaluate(args) -> None:
         cfg = dataclasses.replace(config, **overrides)
         t0 = time.time()
         with torch.no_grad():
-            out = manager.hook.zoo_sample(method=method, model=model, config=cfg, images=erased, masks=holes, generator=torch.Generator().manual_seed(args.seed))
+            out = manager.call("zoo_sample", method, model=model, config=cfg, images=erased, masks=holes, generator=torch.Generator().manual_seed(args.seed))
         secs = time.time() - t0
         assert torch.equal(out.images * (1 - holes), images * (1 - holes))
         p, l1 = hole_psnr(out.images, images, holes), hole_l1(out.images, images, holes)

@@ -17,8 +17,25 @@ def plugins_cmd(as_json: bool) -> None:
     if as_json:
         print_json([p.as_dict() for p in infos])
         return
-    rows = [(p.name, p.version, p.source, p.status, ",".join(p.methods) or "-", ",".join(h.removeprefix("zoo_") for h in p.hooks) or p.error) for p in infos]
+    def hooks_or_error(p) -> str:
+        return ",".join(h.removeprefix("zoo_") for h in p.hooks) or (p.error.splitlines() or [""])[0]
+
+    rows = [(p.name, p.version, p.source, p.status, ",".join(p.methods) or "-", hooks_or_error(p)) for p in infos]
     print_table(rows, ["name", "version", "source", "status", "methods", "hooks / error"])
+    details = []
+    for p in infos:
+        parts = [f"{label} {', '.join(names)}" for label, names in (("metrics", p.metrics), ("datasets", p.datasets), ("mask kinds", p.mask_kinds)) if names]
+        lines = ["; ".join(parts)] if parts else []
+        lines += [f"refused {r}" for r in p.refused]
+        if p.status == "broken" and "\n" in p.error:
+            lines += p.error.splitlines()
+        if lines:
+            details.append(f"{p.name}: {lines[0]}")
+            details += [f"  {line}" for line in lines[1:]]
+    if details:
+        click.echo("")
+        for line in details:
+            click.echo(line)
 
 
 @click.command("list")

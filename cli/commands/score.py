@@ -18,7 +18,8 @@ def print_score(score, method_scores: dict[str, float] | None = None) -> None:
     for name, m in score.metrics.items():
         arrow = "higher" if m["higher_is_better"] else "lower"
         ci = "n/a" if m.get("ci_low") is None else f"[{_fmt(m['ci_low'])}, {_fmt(m['ci_high'])}]"
-        rows.append([name, _fmt(m["value"]), ci, m["n"], f"{arrow} is better"])
+        bad = f" ({m['non_finite']} NaN/inf left out)" if m.get("non_finite") else ""
+        rows.append([name, _fmt(m["value"]) + bad, ci, m["n"], f"{arrow} is better"])
     for name, v in (method_scores or {}).items():
         rows.append([name, _fmt(v), "n/a", len(score.names), "method's own (zoo_score)"])
     print_table(rows, ["metric", "value", "95% CI", "n", ""])

@@ -47,8 +47,6 @@ def zoo_build_model(method, config):
 
 @hookimpl
 def zoo_train(method, ctx):
-    if method != CONV_L1:
-        return None
     from zoo_plugins.baselines.model import ConvL1Net
     from zoo_plugins.baselines.train import train
 
@@ -57,8 +55,6 @@ def zoo_train(method, ctx):
 
 @hookimpl
 def zoo_sample(method, model, config, images, masks, generator):
-    if method not in (TELEA, CONV_L1):
-        return None
     from zoo_plugins.baselines.sample import sample
 
     return sample(model, images, masks)

@@ -26,8 +26,6 @@ def zoo_register_methods():
 
 @hookimpl
 def zoo_build_model(method, config):
-    if method != NAME:
-        return None
     from zoo_plugins.dip_ddpm.model import DipDdpm
 
     config.validate()
@@ -36,8 +34,6 @@ def zoo_build_model(method, config):
 
 @hookimpl
 def zoo_train(method, ctx):
-    if method != NAME:
-        return None
     from zoo_plugins.dip_ddpm.train import train_or_take_prior
 
     return train_or_take_prior(ctx)
@@ -45,8 +41,6 @@ def zoo_train(method, ctx):
 
 @hookimpl
 def zoo_sample(method, model, config, images, masks, generator):
-    if method != NAME:
-        return None
     from zoo_plugins.dip_ddpm.sample import sample
 
     config.validate()
@@ -55,8 +49,6 @@ def zoo_sample(method, model, config, images, masks, generator):
 
 @hookimpl
 def zoo_score(method, model, config, images, masks, outputs):
-    if method != NAME:
-        return None
     from zoo_plugins.dip_ddpm.sample import score
 
     return score(model, config, images, masks)
@@ -64,8 +56,6 @@ def zoo_score(method, model, config, images, masks, outputs):
 
 @hookimpl
 def zoo_import_checkpoint(method, source, preset):
-    if method != NAME:
-        return None
     from zoo_plugins.dip_ddpm.train import import_prior
 
     return import_prior(source, preset)

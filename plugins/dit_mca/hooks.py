@@ -26,8 +26,6 @@ def zoo_register_methods():
 
 @hookimpl
 def zoo_build_model(method, config):
-    if method != NAME:
-        return None
     from zoo_plugins.dit_mca.model import DitMca
 
     config.validate()
@@ -36,8 +34,6 @@ def zoo_build_model(method, config):
 
 @hookimpl
 def zoo_train(method, ctx):
-    if method != NAME:
-        return None
     from zoo_plugins.dit_mca.train import train
 
     return train(ctx)
@@ -45,8 +41,6 @@ def zoo_train(method, ctx):
 
 @hookimpl
 def zoo_sample(method, model, config, images, masks, generator):
-    if method != NAME:
-        return None
     from zoo_plugins.dit_mca.sample import sample
 
     return sample(model, config, images, masks, generator)

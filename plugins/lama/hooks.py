@@ -26,8 +26,6 @@ def zoo_register_methods():
 
 @hookimpl
 def zoo_build_model(method, config):
-    if method != LAMA:
-        return None
     from zoo_plugins.lama.model import LaMa
 
     return LaMa(config)
@@ -35,8 +33,6 @@ def zoo_build_model(method, config):
 
 @hookimpl
 def zoo_train(method, ctx):
-    if method != LAMA:
-        return None
     from zoo_plugins.lama.model import LaMa
     from zoo_plugins.lama.train import train
 
@@ -45,8 +41,6 @@ def zoo_train(method, ctx):
 
 @hookimpl
 def zoo_sample(method, model, config, images, masks, generator):
-    if method != LAMA:
-        return None
     from zoo_plugins.lama.sample import inpaint
 
     return inpaint(model, images, masks)
@@ -54,8 +48,6 @@ def zoo_sample(method, model, config, images, masks, generator):
 
 @hookimpl
 def zoo_score(method, model, config, images, masks, outputs):
-    if method != LAMA:
-        return None
     from zoo_plugins.lama.sample import realism_score
 
     return realism_score(model, masks, outputs)
@@ -63,8 +55,6 @@ def zoo_score(method, model, config, images, masks, outputs):
 
 @hookimpl
 def zoo_import_checkpoint(method, source, preset):
-    if method != LAMA:
-        return None
     from zoo_plugins.lama.convert import import_lama
 
     return import_lama(SPEC, source, preset)

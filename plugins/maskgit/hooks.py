@@ -26,8 +26,6 @@ def zoo_register_methods():
 
 @hookimpl
 def zoo_build_model(method, config):
-    if method != NAME:
-        return None
     from zoo_plugins.maskgit.model import MaskGIT
 
     config.validate()
@@ -36,8 +34,6 @@ def zoo_build_model(method, config):
 
 @hookimpl
 def zoo_train(method, ctx):
-    if method != NAME:
-        return None
     from zoo_plugins.maskgit.train import train
 
     return train(ctx)
@@ -45,8 +41,6 @@ def zoo_train(method, ctx):
 
 @hookimpl
 def zoo_sample(method, model, config, images, masks, generator):
-    if method != NAME:
-        return None
     from zoo_plugins.maskgit.sample import sample
 
     return sample(model, config, images, masks, generator)
@@ -54,8 +48,6 @@ def zoo_sample(method, model, config, images, masks, generator):
 
 @hookimpl
 def zoo_score(method, model, config, images, masks, outputs):
-    if method != NAME:
-        return None
     from zoo_plugins.maskgit.sample import score
 
     return score(model, config, images, masks)

@@ -26,8 +26,6 @@ def zoo_register_methods():
 
 @hookimpl
 def zoo_build_model(method, config):
-    if method != MAT_NAME:
-        return None
     from zoo_plugins.mat.model import MAT
 
     return MAT(config)
@@ -35,8 +33,6 @@ def zoo_build_model(method, config):
 
 @hookimpl
 def zoo_train(method, ctx):
-    if method != MAT_NAME:
-        return None
     from zoo_plugins.mat.train import train
 
     return train(ctx)
@@ -44,8 +40,6 @@ def zoo_train(method, ctx):
 
 @hookimpl
 def zoo_sample(method, model, config, images, masks, generator):
-    if method != MAT_NAME:
-        return None
     from zoo_plugins.mat.sample import inpaint
 
     return inpaint(model, images, masks, generator)
@@ -53,8 +47,6 @@ def zoo_sample(method, model, config, images, masks, generator):
 
 @hookimpl
 def zoo_score(method, model, config, images, masks, outputs):
-    if method != MAT_NAME:
-        return None
     from zoo_plugins.mat.sample import score
 
     return score(model, images, masks, outputs)
@@ -62,8 +54,6 @@ def zoo_score(method, model, config, images, masks, outputs):
 
 @hookimpl
 def zoo_import_checkpoint(method, source, preset):
-    if method != MAT_NAME:
-        return None
     from zoo_plugins.mat.convert import import_mat
 
     return import_mat(SPEC, source, preset)

@@ -26,8 +26,6 @@ def zoo_register_methods():
 
 @hookimpl
 def zoo_build_model(method, config):
-    if method != NAME:
-        return None
     from zoo_plugins.repaint.model import RepaintPrior
 
     return RepaintPrior(config)
@@ -35,8 +33,6 @@ def zoo_build_model(method, config):
 
 @hookimpl
 def zoo_train(method, ctx):
-    if method != NAME:
-        return None
     from zoo_plugins.repaint.model import RepaintPrior
     from zoo_plugins.repaint.train import train
 
@@ -45,8 +41,6 @@ def zoo_train(method, ctx):
 
 @hookimpl
 def zoo_sample(method, model, config, images, masks, generator):
-    if method != NAME:
-        return None
     from zoo_plugins.repaint.sample import sample
 
     return sample(model, config, images, masks, generator)
@@ -54,8 +48,6 @@ def zoo_sample(method, model, config, images, masks, generator):
 
 @hookimpl
 def zoo_score(method, model, config, images, masks, outputs):
-    if method != NAME:
-        return None
     from zoo_plugins.repaint.sample import score
 
     return score(model, config, images, masks)
@@ -63,8 +55,6 @@ def zoo_score(method, model, config, images, masks, outputs):
 
 @hookimpl
 def zoo_import_checkpoint(method, source, preset, overrides):
-    if method != NAME:
-        return None
     from zoo_plugins.repaint.convert import import_checkpoint
 
     return import_checkpoint(source, preset, overrides)

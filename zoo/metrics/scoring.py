@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from zoo.errors import ZooError
+from zoo.errors import ZooError, plugin_error, tag_plugin_origin
 from zoo.imageio import image_size, keyed_images, load_image, load_mask
 from zoo.spec import MetricSpec
 
@@ -103,6 +103,60 @@ def _clip(x: float, value_range: tuple[float | None, float | None]) -> float:
 
 def _finite(x: float) -> float | None:
     return float(x) if x is not None and math.isfinite(x) else None
+
+
+def _owner(spec: MetricSpec) -> str:
+    """``plugin NAME``: who registered the metric (for messages)."""
+    from zoo.plugins import get_manager
+
+    found = get_manager().names("metrics").get(spec.name)
+    return f"plugin {found[1]}" if found else "not registered"
+
+
+def _call_metric(spec: MetricSpec, *args: Any) -> Any:
+    """``spec.fn(*args)``; an exception from the metric's code is tagged with its plugin."""
+    try:
+        return spec.fn(*args)
+    except (ZooError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        found = _owner(spec).removeprefix("plugin ")
+        tag_plugin_origin(exc, found, f"metric {spec.name!r} (zoo_register_metrics)")
+        raise
+
+
+def _metric_error(spec: MetricSpec, message: str) -> ZooError:
+    from zoo.plugins import get_manager
+
+    found = get_manager().names("metrics").get(spec.name)
+    return plugin_error(found[1] if found else "?", "zoo_register_metrics", f"metric {spec.name!r} {message}")
+
+
+def _per_image_values(spec: MetricSpec, pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> list[float]:
+    """One float per image from a per-image metric, whose ``fn`` must return a tensor (or
+    array) of shape (B,); another type or shape is one line naming the metric's plugin."""
+    b = pred.shape[0]
+    out = _call_metric(spec, pred, gt, mask)
+    if not isinstance(out, torch.Tensor):
+        if type(out).__module__ == "numpy" and hasattr(out, "shape"):
+            out = torch.from_numpy(np.asarray(out))
+        else:
+            raise _metric_error(spec, f"returned {type(out).__name__}; expected a tensor of shape ({b},), one value per image")
+    if tuple(out.shape) != (b,):
+        raise _metric_error(spec, f"returned shape {tuple(out.shape)} for a batch of {b}; expected ({b},), one value per image")
+    return out.detach().double().cpu().tolist()
+
+
+def _scalar(spec: MetricSpec, value: Any) -> float | None:
+    """A distribution metric's value as a float; another type is one line naming its plugin."""
+    if value is None:
+        return None
+    try:
+        if hasattr(value, "numel") and value.numel() != 1:
+            raise TypeError
+        return float(value)
+    except (TypeError, ValueError):
+        raise _metric_error(spec, f"returned {type(value).__name__}; expected one float for the whole set") from None
 
 
 def _take(feats: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
@@ -229,6 +283,7 @@ def score_folders(
     # -- per-image metrics (and hole ratios) in batches ---------------------------------
     per_image = [m for m in metrics if m.per_image]
     values: dict[str, list[float | None]] = {m.name: [] for m in per_image}
+    non_finite: dict[str, int] = {}  # metric -> images whose value was NaN or infinite
     if per_image or (mask_dir is not None and bins is None):
         bar = tqdm(total=n, desc="score", disable=not progress, dynamic_ncols=True, leave=False)
         for start in range(0, n, batch_size):
@@ -248,12 +303,11 @@ def score_folders(
                     for j, i in enumerate(idx):
                         result.bins[start + i] = hole_ratio_bin(float(mask[j].mean()))
                 for spec in per_image:
-                    out = spec.fn(pred, gt, mask)
-                    out = torch.as_tensor(out).detach().double().flatten().cpu().tolist()
-                    if len(out) != len(idx):
-                        raise RuntimeError(f"metric {spec.name!r} returned {len(out)} values for {len(idx)} images")
+                    out = _per_image_values(spec, pred, gt, mask)
                     for j, i in enumerate(idx):
                         batch_vals[spec.name][i] = _finite(out[j])
+                        if not math.isfinite(out[j]):
+                            non_finite[spec.name] = non_finite.get(spec.name, 0) + 1
             for name, vals in batch_vals.items():
                 values[name].extend(vals)
             bar.update(len(chunk))
@@ -264,6 +318,11 @@ def score_folders(
         vals = values[spec.name]
         entry = {**mean_ci(vals, spec.value_range), "higher_is_better": spec.higher_is_better, "ci": "t", "description": spec.description}
         entry["bins"] = {b: mean_ci([v for v, bb in zip(vals, result.bins) if bb == b], spec.value_range) for b in order}
+        if non_finite.get(spec.name):
+            k = non_finite[spec.name]
+            entry["non_finite"] = k
+            result.warnings.append(f"metric {spec.name!r} ({_owner(spec)}) gave NaN or infinite values for {k} of {n} images; "
+                                   f"they are left out of its mean (n={n - k})")
         result.metrics[spec.name] = entry
         result.per_image[spec.name] = vals
 
@@ -278,7 +337,7 @@ def score_folders(
         pred_f, gt_f = _inception_pair(pairs, Path(gt_dir), reference_key, dev, fid_weights, fid_layer, logits, progress, result)
         bin_arr = np.asarray([b if b is not None else "" for b in result.bins])
         for spec in feature_metrics:
-            value = _finite(spec.fn(pred_f, gt_f))
+            value = _finite(_call_metric(spec, pred_f, gt_f))
             lo, hi = bootstrap_ci(spec, pred_f, gt_f, bootstrap, seed, progress)
             entry = {"value": value, "ci_low": lo, "ci_high": hi, "n": n, "higher_is_better": spec.higher_is_better,
                      "ci": f"bootstrap({bootstrap})" if lo is not None else None, "description": spec.description, "bins": {}}
@@ -288,9 +347,13 @@ def score_folders(
             result.metrics[spec.name] = entry
     for spec in dist:
         if not spec.features:  # a plugin's folder-level metric: whole set only
-            value = _finite(spec.fn(Path(pred_dir), Path(gt_dir)))
+            raw = _call_metric(spec, Path(pred_dir), Path(gt_dir))
+            value = _finite(_scalar(spec, raw))
             result.metrics[spec.name] = {"value": value, "ci_low": None, "ci_high": None, "n": n, "higher_is_better": spec.higher_is_better,
                                          "ci": None, "description": spec.description, "bins": {}}
+            if value is None:
+                result.metrics[spec.name]["non_finite"] = n
+                result.warnings.append(f"metric {spec.name!r} ({_owner(spec)}) gave {raw!r} over the whole set; reported as n/a")
     # keep the order the user asked for
     result.metrics = {m.name: result.metrics[m.name] for m in metrics}
     return result
