@@ -118,13 +118,17 @@ def test_a_catalog_command_imports_no_torch_and_no_plugin_code(tmp_path, argv):
 
 
 def _every_command() -> list[list[str]]:
+    import click
+
     from zoo_cli.main import app
 
+    ctx = click.Context(app)
     found = []
-    for name, command in sorted(app.commands.items()):
+    for name in app.list_commands(ctx):  # plugins' commands included
         found.append([name])
-        for sub in sorted(getattr(command, "commands", {})):
-            found.append([name, sub])
+        command = app.get_command(ctx, name)
+        if isinstance(command, click.Group):
+            found += [[name, sub] for sub in command.list_commands(click.Context(command, parent=ctx))]
     return found
 
 
@@ -157,3 +161,29 @@ def test_the_probe_sees_torch_when_a_command_imports_it(tmp_path):
     steps = json.loads(out.read_text())
     with pytest.raises(AssertionError, match="imported torch"):
         _assert_light(steps, subprocess.CompletedProcess([], 0, "", ""))
+
+
+def test_a_plugins_command_is_still_added_and_runs(tmp_path):
+    """Plugins add their commands when the CLI first looks a command up (not at import, so that
+    ``zoo --version`` loads no plugin): such a command is listed by --help and runs."""
+    code = (
+        "import sys, click\n"
+        "from zoo import hookimpl\n"
+        "from zoo.plugins import get_manager\n"
+        "class Greeter:\n"
+        "    @hookimpl\n"
+        "    def zoo_register_commands(self, cli):\n"
+        "        @click.command('hello')\n"
+        "        def hello():\n"
+        "            '''Say hello.'''\n"
+        "            click.echo('hello from a plugin')\n"
+        "        cli.add_command(hello)\n"
+        "get_manager().register(Greeter(), name='greeter')\n"
+        "sys.argv = ['zoo', *sys.argv[1:]]\n"
+        "from zoo_cli.main import main\n"
+        "main()\n"
+    )
+    for argv, expected in ((["hello"], "hello from a plugin"), (["--help"], "Say hello.")):
+        proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert expected in proc.stdout
