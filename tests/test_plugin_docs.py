@@ -51,3 +51,19 @@ def test_the_documented_families_and_core_fields_are_the_real_ones():
     assert ", ".join(f"`{f}`" for f in SIZE_SUFFIXES) in DOC
     for env in ("ZOO_LOAD_PLUGINS", "ZOO_DISABLE_PLUGINS", "ZOO_TRACE_HOOKS"):
         assert env in DOC
+
+
+def test_the_contract_kit_api_is_documented():
+    for sig in ("run_check(method, check, workdir=None, overrides=None, plugin=None)", "check_plugin(plugin)", "check_metric(name, plugin=None)",
+                "example_batch(n=2, height=32, width=32)", 'TrainOptions(device="cpu", progress=False, tensorboard=False)'):
+        assert sig in DOC, f"docs/plugins.md lacks {sig}"
+    from zoo.testing import CHECKS
+
+    for check in CHECKS:
+        assert f"| `{check}` |" in DOC, f"docs/plugins.md does not describe the kit's check {check}"
+
+
+def test_what_the_core_checks_is_documented():
+    assert "### What the core checks for you" in DOC
+    for phrase in ("did you mean zoo_sample?", "returned None after training", "NaN/inf left out", "refused", "plugin_origin"):
+        assert phrase in DOC, phrase

@@ -88,7 +88,8 @@ def zoo_register_commands(cli: click.Group) -> None:
     """Add commands to the ``zoo`` CLI.
 
     Receives the root click group; call ``cli.add_command(...)`` on it. Returns nothing.
-    Called on every plugin when the CLI starts.
+    Called on every plugin when the CLI first looks a command up (not for
+    ``zoo --version``).
     """
 
 
