@@ -127,7 +127,9 @@ class ZooPluginManager:
 
         eps = entry_points if entry_points is not None else installed
         seen: set[tuple[str, str]] = {(CORE_PLUGIN, CORE_MODULE)}
-        for ep in sorted(eps, key=_load_order):
+        dists = {id(ep): _dist_of(ep) for ep in eps}
+        # built-in plugins first (they own the registry's names), then third-party ones by name
+        for ep in sorted(eps, key=lambda e: (dists[id(e)][0] != BUILTIN_SOURCE, e.name)):
             if (ep.name, ep.value) in seen:  # the same distribution found twice on sys.path
                 continue
             seen.add((ep.name, ep.value))
@@ -137,9 +139,7 @@ class ZooPluginManager:
                 self.infos[ep.name].status = "broken"
                 self.infos[ep.name].error = f"two packages register a plugin named {ep.name!r} ({ep.value})"
                 continue
-            dist = getattr(ep, "dist", None)
-            version = dist.version if dist is not None else "?"
-            source = dist.metadata["Name"] if dist is not None else "?"
+            source, version = dists[id(ep)]
             if self._allow is not None and ep.name not in self._allow:
                 self.infos[ep.name] = PluginInfo(ep.name, version, source, "disabled", error=f"not in ${ALLOW_ENV}")
                 continue
@@ -406,11 +406,22 @@ def _hook_error(hook: str, message: str) -> PluginError:
     return exc
 
 
-def _load_order(ep: Any) -> tuple[bool, str]:
-    """Built-in plugins first (they own the registry's names), then third-party ones by name."""
+def _dist_of(ep: Any) -> tuple[str, str]:
+    """(distribution name, version) of an entry point, "?" when unknown, read from the first
+    lines of its METADATA file (``dist.metadata`` parses the whole file with the email
+    package, which the catalog commands cannot afford for every plugin)."""
     dist = getattr(ep, "dist", None)
-    source = dist.metadata["Name"] if dist is not None else ""
-    return (source != BUILTIN_SOURCE, ep.name)
+    if dist is None:
+        return "?", "?"
+    fields: dict[str, str] = {}
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    for line in text.splitlines():
+        if not line.strip():
+            break  # the headers end at the first blank line
+        name, _, value = line.partition(":")
+        if name in ("Name", "Version") and name not in fields:
+            fields[name] = value.strip()
+    return fields.get("Name", "?"), fields.get("Version", "?")
 
 
 def _one_line(exc: BaseException) -> str:
