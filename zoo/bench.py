@@ -42,12 +42,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
 from zoo.config import resolve_config
-from zoo.device import get_device, get_dtype
+from zoo.device import cpu_name, get_device, get_dtype
 from zoo.errors import ZooError
 from zoo.inpaint import inpaint
 from zoo.plugins import get_manager
@@ -184,15 +184,7 @@ def release_memory() -> None:
 
 
 def machine_info(device: torch.device | None = None) -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info: dict[str, Any] = {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    info: dict[str, Any] = {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                             "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "platform": platform.platform()}
     try:
         info["load_average_1m"] = round(os.getloadavg()[0], 2)

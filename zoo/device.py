@@ -39,3 +39,17 @@ def get_dtype(precision: str) -> torch.dtype:
     if precision not in table:
         raise ZooError(f"unknown precision {precision!r}; valid choices: {', '.join(PRECISIONS)}")
     return table[precision]
+
+
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one), for benchmark records."""
+    import platform
+    from pathlib import Path
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

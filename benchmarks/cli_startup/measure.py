@@ -132,14 +132,9 @@ def import_profile(mode: str, cache: str, top: int = 14) -> list[tuple[str, floa
 
 
 def machine() -> dict[str, str]:
-    cpu = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from zoo.device import cpu_name  # imports torch here, in the measuring process only
+
+    cpu = cpu_name()
     try:
         torch_version = metadata.version("torch")
     except metadata.PackageNotFoundError:
