@@ -201,9 +201,9 @@ def _train_run(manager: Any, ctx: TrainContext, previous: dict[str, Any] | None,
         write_text(ctx.out_dir / "run.json", json.dumps(run_info, indent=2, default=str))
     _seed_everything(seed)  # the model the plugin builds next starts from this seed
     result = manager.call("zoo_train", method, ctx=ctx)
-    check_trained_state(method, config, result.state_dict)
     path = ctx.out_dir / MODEL_FILE
-    if _is_main_process():
+    if _is_main_process():  # the process that holds the whole state (FSDP gathers it there) and saves it
+        check_trained_state(method, config, result.state_dict)
         provenance: dict[str, Any] = {"kind": "trained", "data": str(data), "seed": seed}
         if getattr(ctx, "init_provenance", None):
             provenance.update(kind="fine-tuned", init=ctx.init_provenance)  # type: ignore[attr-defined]
