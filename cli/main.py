@@ -75,13 +75,10 @@ class ZooGroup(click.Group):
         if self._plugin_commands_added:
             return
         self._plugin_commands_added = True
-        try:
-            from zoo.plugins import get_manager
+        from zoo.plugins import get_manager
 
-            with user_warnings():  # e.g. a $ZOO_LOAD_PLUGINS name that matches no plugin
-                get_manager().hook.zoo_register_commands(cli=self)
-        except Exception as exc:  # a plugin's command must not break the CLI
-            click.echo(f"Warning: a plugin failed to add its commands ({type(exc).__name__}: {exc})", err=True)
+        with user_warnings():  # e.g. a $ZOO_LOAD_PLUGINS name that matches no plugin, a plugin's failing command
+            get_manager().add_commands(self)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         self._add_plugin_commands()

@@ -176,6 +176,31 @@ def test_a_plugin_broken_at_registration_serves_no_metric_dataset_or_mask_kind(c
     assert res.exit_code == 2 and "unknown metric 'ghost-metric'" in res.output
 
 
+class BrokenWithACommand(BrokenAtRegistration):
+    @hookimpl
+    def zoo_register_commands(self, cli):
+        import click
+
+        cli.add_command(click.Command("ghost-cmd", callback=lambda: None))
+
+
+class FailingCommand:
+    @hookimpl
+    def zoo_register_commands(self, cli):
+        raise RuntimeError("cannot build my command")
+
+
+def test_a_broken_plugin_adds_no_command_and_a_failing_one_leaves_the_others():
+    import click
+
+    _register(BrokenWithACommand(), "ghostly")
+    _register(FailingCommand(), "failingcmd")
+    group = click.Group("t")
+    with pytest.warns(UserWarning, match=r"plugin 'failingcmd' failed to add its commands \(zoo_register_commands: RuntimeError: cannot build my command"):
+        get_manager().add_commands(group)
+    assert "ghost-cmd" not in group.commands
+
+
 class WrongRegistrationType:
     @hookimpl
     def zoo_register_metrics(self):

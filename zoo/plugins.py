@@ -288,6 +288,20 @@ class ZooPluginManager:
                 out.append(spec)
         return out
 
+    def add_commands(self, cli: Any) -> None:
+        """Call every healthy plugin's ``zoo_register_commands(cli)``, after the registration
+        pass (so a plugin found broken there adds none); a plugin whose hook raises is named
+        in a warning and the others' commands are still added."""
+        self._registered()
+        for name, info in self.infos.items():
+            caller = self._caller("zoo_register_commands", name) if info.status == "ok" else None
+            if caller is None:
+                continue
+            try:
+                caller(cli=cli)
+            except Exception as exc:  # noqa: BLE001 - a plugin's command must not break the CLI
+                warnings.warn(ZooWarning(f"plugin {name!r} failed to add its commands (zoo_register_commands: {_one_line(exc)})"), stacklevel=2)
+
     # -- dispatch -----------------------------------------------------------------------
     def _caller(self, hook_name: str, plugin_name: str):
         """A hook caller that calls ``plugin_name``'s implementation of ``hook_name`` and no
