@@ -116,3 +116,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "celebahq-256": dict(_PUBLISHED),
     "places-256": dict(_PUBLISHED),
 }
+
+
+#: Sampling settings `zoo study` tunes on its validation split: the `fast` schedule (235
+#: calls) against two plain chains without resampling (25 DDIM calls, 100 DDPM calls).
+TUNABLE = (
+    {"sampling": "fast"},
+    {"sampling": "custom", "t_T": 25, "jump_length": 1, "jump_n_sample": 1, "sampler": "ddim", "eta": 0.0},
+    {"sampling": "custom", "t_T": 100, "jump_length": 1, "jump_n_sample": 1, "sampler": "ddpm"},
+)
