@@ -32,7 +32,7 @@ def _split_of_folder(root: Path) -> dict[str, Path] | None:
 
 def plain_split(files: list[Path], root: Path) -> dict[str, list[Path]]:
     """A deterministic split of a plain folder by source file: files ordered by the sha256 of
-    their relative path (so adding a file moves no other), the first 15 % test, the next
+    their relative path (not by name or date order), the first 15 % test, the next
     15 % val, the rest train (:data:`SPLIT_SHARES`)."""
     order = sorted(files, key=lambda p: hashlib.sha256(p.relative_to(root).as_posix().encode()).hexdigest())
     n = len(order)
