@@ -75,6 +75,7 @@ class StudySettings:
     device: str = "cpu"
     select_metric: str = SELECT_METRIC
     min_test: int = MIN_TEST
+    tune: bool = True  # False: each method's first tunable candidate (its cheapest), no validation sampling
     splits: dict[str, str] = field(default_factory=dict)  # split -> what open_data reads
     split_kind: str = ""
     split_sizes: dict[str, int] = field(default_factory=dict)
@@ -84,7 +85,7 @@ class StudySettings:
         kinds may grow between runs; these may not change)."""
         return {"data": _resolved(self.data), "resolution": self.resolution, "eval_count": self.eval_count,
                 "val_count": self.val_count, "preset": self.preset, "seed": self.seed, "batch_size": self.batch_size,
-                "select_metric": self.select_metric}
+                "select_metric": self.select_metric, "tune": self.tune}
 
 
 def _resolved(data: str) -> str:
@@ -310,8 +311,8 @@ def choose_settings(s: StudySettings, method: str, seconds: float | None, checkp
     from zoo.metrics import metric
 
     cands = candidates(method)
-    if cands == [{}]:
-        return {"chosen": {}, "tried": [], "metric": s.select_metric}
+    if cands == [{}] or not s.tune:
+        return {"chosen": cands[0], "tried": [], "metric": s.select_metric, "note": "" if cands == [{}] else "not tuned: the first candidate"}
     ev = eval_set(s, out, "val", mask, progress)
     spec = metric(s.select_metric)
     tried = []
