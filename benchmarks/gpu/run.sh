@@ -18,9 +18,11 @@
 #    results.json), the study folder in study-2m/ (resumes when rerun).
 # 3. run.json: the GPU's name, the date, the versions, each step's wall time and exit status.
 #
-# --dry-run: the same commands on the CPU with tiny presets at 32 px, fp32, `shapes` instead of
-# the natural photos and a 2 s budget, into --out (default: a new temporary folder), so that
-# tests/test_gpu_script.py runs it in seconds. Without --dry-run, JSON goes beside this script.
+# --dry-run: the same steps on the CPU in seconds, into --out (default: a new temporary folder),
+# so that tests/test_gpu_script.py runs it: one `zoo bench` process for every method (tiny
+# presets, 32 px, fp32, one timed call and step) split into the same per-method files, and the
+# study on `shapes` (conv-l1 and telea, tiny, 32 px, 2 s budget, 20 test images). Without
+# --dry-run, JSON goes beside this script.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 DRY=0
@@ -31,7 +33,7 @@ while [ $# -gt 0 ]; do
         --dry-run) DRY=1 ;;
         --out) OUT="$2"; shift ;;
         --scenes) SCENES="$2"; shift ;;
-        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
         *) echo "Error: unknown argument '$1'; valid: --dry-run, --out DIR, --scenes DIR" >&2; exit 2 ;;
     esac
     shift
@@ -43,7 +45,6 @@ if [ "$DRY" = 1 ]; then
     OUT=${OUT:-$(mktemp -d)}
     DEVICE=cpu; PRECISION=fp32; BUDGET=2s; DATA=shapes; STUDY_PRESET=tiny; RES=32; EVAL_COUNT=20; VAL_COUNT=5
     STUDY_METHODS=${STUDY_METHODS_DRY:-conv-l1}
-    STEP_LIMIT=120
 else
     OUT=${OUT:-$HERE}
     DEVICE=cuda; PRECISION=bf16; BUDGET=2m; DATA=$SCENES; STUDY_PRESET=small; RES=64; VAL_COUNT=50
@@ -95,23 +96,28 @@ torch.save(ResNet50Dilated().state_dict(), f"{sys.argv[1]}/encoder_epoch_20.pth"
 EOF
 fi
 
-METHODS=$($ZOO list --json | python -c "import json, sys; print(' '.join(m['name'] for m in json.load(sys.stdin)))")
-for m in $METHODS; do
-    if [ "$DRY" = 1 ]; then
-        if $ZOO info "$m" --json | python -c "import json, sys; sys.exit(0 if 'tiny' in json.load(sys.stdin).get('presets', []) else 1)"; then
-            args=(--preset tiny --resolution 32)
-        else
-            args=(--resolution 32)
-        fi
-    else
+if [ "$DRY" = 1 ]; then
+    # one process for every method (tiny preset where there is one, 32 px, one timed call and
+    # step, no FLOP count), split into the same bench-<method>.json files as the real run
+    step "bench all" 240 $ZOO bench --resolution 32 --warmup 0 --repeats 1 --no-flops --device $DEVICE --precision $PRECISION --train \
+        --micro-batch auto --json --out "$W/bench.json" > /dev/null
+    python - "$W/bench.json" "$OUT" <<'EOF'
+import json, re, sys
+doc = json.load(open(sys.argv[1]))
+for r in doc["results"]:
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", r["method"])
+    open(f"{sys.argv[2]}/bench-{safe}.json", "w").write(json.dumps({**doc, "results": [r]}, indent=1) + "\n")
+EOF
+else
+    while read -r m; do  # one process per method: each at its own published preset and resolution
         read -r -a spec <<< "$(published "$m")"
-        args=()
-        [ ${#spec[@]} -ge 2 ] && args=(--preset "${spec[0]}" --resolution "${spec[1]}" "${spec[@]:2}")
-    fi
-    safe=${m//[^A-Za-z0-9_.-]/_}
-    step "bench $m" $STEP_LIMIT $ZOO bench "$m" "${args[@]}" --device $DEVICE --precision $PRECISION --train --micro-batch auto \
-        --warmup 1 --repeats 2 --json --out "$OUT/bench-$safe.json"
-done
+        args=(--warmup 1 --repeats 2)
+        [ ${#spec[@]} -ge 2 ] && args+=(--preset "${spec[0]}" --resolution "${spec[1]}" "${spec[@]:2}")
+        safe=${m//[^A-Za-z0-9_.-]/_}
+        step "bench $m" $STEP_LIMIT $ZOO bench "$m" "${args[@]}" --device $DEVICE --precision $PRECISION --train --micro-batch auto \
+            --json --out "$OUT/bench-$safe.json" > /dev/null
+    done <<< "$($ZOO list --json | python -c "import json, sys; [print(m['name']) for m in json.load(sys.stdin)]")"
+fi
 
 STUDY_DIR="$OUT/study-$BUDGET"
 step "study" $(( DRY == 1 ? 300 : 420 )) $ZOO study --data "$DATA" --methods "$STUDY_METHODS" --budget $BUDGET --masks lama-medium \
