@@ -223,13 +223,3 @@ def describe_fields(cls: type, config: Any | None = None) -> list[dict[str, Any]
             }
         )
     return rows
-
-
-def parse_duration(text: str) -> float:
-    """TEMP SHIM (study helper): ``90s``, ``15m``, ``2h`` or plain seconds -> seconds (> 0)."""
-    import re
-
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", str(text))
-    if not m or float(m.group(1)) <= 0:
-        raise ZooError(f"budget {text!r}: expected a positive duration such as 90s, 15m or 2h")
-    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]

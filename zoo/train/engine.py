@@ -208,7 +208,6 @@ class _Trainer(StepMixin, CheckpointMixin, ValidationMixin, FaultsMixin):
         bar = tqdm(total=ctx.steps, initial=self.step, desc=f"train {ctx.method}", disable=not (opts.progress and self.main), dynamic_ncols=True)
         task.model.train()
         stopped: Interrupted | None = None
-        budget_start = time.perf_counter()  # TEMP SHIM (study helper)
         with _StopFlag(opts.handle_signals) as stop:
             try:
                 while self.step < ctx.steps:
@@ -232,8 +231,6 @@ class _Trainer(StepMixin, CheckpointMixin, ValidationMixin, FaultsMixin):
                     if dist.any_true(bool(stop.signum), self.device):
                         stopped = self.interrupted(stop.signum or signal.SIGTERM)
                         break
-                    if getattr(opts, "time_budget_s", None) and time.perf_counter() - budget_start >= opts.time_budget_s:
-                        break  # TEMP SHIM (study helper)
                     if opts.save_every and self.step % opts.save_every == 0 and self.step < ctx.steps:
                         with self.oom_stops():
                             self.save("every")

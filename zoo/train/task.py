@@ -45,7 +45,6 @@ class TrainOptions:
     num_workers: int = 0
     progress: bool = True
     handle_signals: bool = True  # SIGINT/SIGTERM save a checkpoint and stop
-    time_budget_s: float | None = None  # TEMP SHIM (study helper) until the budget helper's version lands
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
