@@ -58,10 +58,13 @@ def serve_cmd(host, port, checkpoints, methods, device, max_upload_mb, max_pixel
     config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     try:
-        server.run(sockets=[sock])
+        server.run(sockets=[sock])  # Ctrl-C / SIGTERM: running jobs are cancelled, the temporary folder removed
+    except KeyboardInterrupt:
+        pass
     finally:
         app.state.server.remove_folder()
         sock.close()
+    click.echo("zoo serve: stopped; temporary files removed")
 
 
 def _is_loopback(host: str) -> bool:

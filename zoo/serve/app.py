@@ -194,6 +194,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     @app.post("/api/jobs", status_code=202, summary="Submit a job", openapi_extra=_JOB_FORM)
     async def submit(request: Request) -> Response:
         job_folder: Path | None = None
+        form = None
         try:
             form = await _read_form(request, server.settings.limits)
             image, mask = form.get("image"), form.get("mask")
@@ -219,6 +220,9 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         except QueueFull as exc:
             shutil.rmtree(job_folder, ignore_errors=True)  # type: ignore[arg-type]
             return _error(429, str(exc))
+        finally:
+            if form is not None:
+                await form.close()
         return JSONResponse(server.job_json(job), status_code=202)
 
     def _job_or_404(job_id: str) -> Job:
