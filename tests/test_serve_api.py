@@ -72,14 +72,17 @@ class SlowMethod:
 
     @hookimpl
     def zoo_register_methods(self):
-        return [MethodSpec("slow-net", "test method", "classical", make_dataclass("SlowCfg", []), {"default": {}}, needs_training=False)]
+        cfg = make_dataclass("SlowCfg", [])
+        return [MethodSpec(n, "test method", "classical", cfg, {"default": {}}, needs_training=False) for n in ("slow-net", "broken-net")]
 
     @hookimpl
     def zoo_build_model(self, method, config):
-        return torch.nn.Conv2d(3, 3, 1) if method == "slow-net" else None
+        return torch.nn.Conv2d(3, 3, 1) if method in ("slow-net", "broken-net") else None
 
     @hookimpl
     def zoo_sample(self, method, model, config, images, masks, generator):
+        if method == "broken-net":
+            raise RuntimeError("out of cheese\nsecond line")
         if method != "slow-net":
             return None
         from tqdm.auto import tqdm
@@ -284,6 +287,16 @@ def test_a_full_queue_is_429_and_cancel_stops_a_running_and_a_waiting_job(slow_m
         assert done["runs"][0]["progress"]["step"] < 400 and done["runs"][0]["results"] == []
         again = _submit(client, pic, mask, "telea")  # the worker is free again
         assert again.status_code == 202 and _wait(client, again.json()["id"])["status"] == "done"
+
+
+def test_a_failing_method_shows_its_error_and_the_others_still_run(slow_method, no_cache):
+    app = create_app(ServeSettings(methods=["broken-net", "telea"]))
+    with TestClient(app) as client:
+        job = _wait(client, _submit(client, _png(_picture()), _png(_mask()), "broken-net,telea").json()["id"])
+    assert job["status"] == "done"
+    broken, telea = job["runs"]
+    assert broken["status"] == "error" and broken["error"] == "RuntimeError: out of cheese" and broken["results"] == []
+    assert telea["status"] == "done" and len(telea["results"]) == 1
 
 
 def test_models_stay_loaded_in_an_lru_of_max_models(conv_ckpt, no_cache, monkeypatch):

@@ -41,7 +41,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from zoo.serve.jobs import Job, JobQueue, ModelCache, Offered, QueueFull, Run, remove_job
+from zoo.serve.jobs import Job, JobQueue, ModelCache, QueueFull, Run, remove_job
 from zoo.serve.offer import Offer, parse_methods
 from zoo.serve.uploads import Limits, UploadError, safe_stem
 from zoo.serve.store import store_inputs

@@ -18,6 +18,7 @@ import json
 import shutil
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -26,6 +27,7 @@ import torch
 
 from zoo.bench import PeakMemory
 from zoo.device import get_device
+from zoo.errors import ZooError
 from zoo.fsutil import write_text
 from zoo.imageio import load_image, load_mask, save_image
 from zoo.inpaint import inpaint, sample_seed
@@ -187,16 +189,13 @@ def run_job(job: Job, device: torch.device, models: ModelCache) -> None:
             run.status = "done"
         except Cancelled:
             run.status = "cancelled"
-        except Exception as exc:  # noqa: BLE001 - shown on the result card; the server goes on
-            run.status, run.error = "error", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}" if not _is_user_error(exc) else str(exc)
+        except ZooError as exc:  # a user error (or a plugin's broken contract): one line on the card
+            run.status, run.error = "error", str(exc)
+        except Exception as exc:  # noqa: BLE001 - a bug: one line on the card, the traceback on the server's console
+            run.status, run.error = "error", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            traceback.print_exc()
     write_run_json(job)
     job.status = "cancelled" if job.cancel.is_set() else ("done" if any(r.status == "done" for r in job.runs) else "error")
-
-
-def _is_user_error(exc: BaseException) -> bool:
-    from zoo.errors import ZooError
-
-    return isinstance(exc, ZooError)
 
 
 def _run_method(job: Job, run: Run, device: torch.device, models: ModelCache) -> None:
