@@ -42,10 +42,14 @@ def _browser() -> tuple[str, str]:
     return binary, driver
 
 
-def _start_server(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, str, Path]:
-    """``zoo serve ARGS`` in a new process; (process, URL, its temporary folder)."""
-    proc = subprocess.Popen([sys.executable, "-m", "zoo_cli.main", "serve", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+def _start_server(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """``zoo serve ARGS`` in a new process, as a user starts it."""
+    return subprocess.Popen([sys.executable, "-m", "zoo_cli.main", "serve", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=env, cwd=ROOT)
+
+
+def _url_and_folder(proc: subprocess.Popen) -> tuple[str, Path]:
+    """The URL and the temporary folder the server printed."""
     url = folder = None
     lines = []
     end = time.time() + 180
@@ -61,7 +65,7 @@ def _start_server(args: list[str], env: dict[str, str]) -> tuple[subprocess.Pope
     if url is None or folder is None:
         proc.kill()
         raise AssertionError("zoo serve did not print its URL:\n" + "".join(lines) + (proc.stdout.read() if proc.stdout else ""))
-    return proc, url, folder
+    return url, Path(folder)
 
 
 def _get(url: str) -> bytes:
@@ -79,22 +83,23 @@ def test_brush_a_mask_and_see_telea_and_conv_l1_side_by_side(tmp_path, cli):
 
     from zoo.data import render
 
-    res = cli("train", "conv-l1", "--data", "shapes", "--preset", "tiny", "--steps", 30, "--out", tmp_path / "runs" / "conv")
+    res = cli("train", "conv-l1", "--data", "shapes", "--preset", "tiny", "--steps", 10, "--batch-size", 4, "--out", tmp_path / "runs" / "conv")
     assert res.exit_code == 0, res.output
     picture = np.ascontiguousarray(render(5, 3, 64))
     image_file = tmp_path / "shapes.png"
     Image.fromarray(picture).save(image_file)
 
     env = {**os.environ, "ZOO_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
-    server, url, folder = _start_server(["--port", "0", "--checkpoint", str(tmp_path / "runs" / "conv" / "model.safetensors"), "--device", "cpu"], env)
+    server = _start_server(["--port", "0", "--checkpoint", str(tmp_path / "runs" / "conv" / "model.safetensors"), "--device", "cpu"], env)
     options = webdriver.ChromeOptions()
     options.binary_location = binary
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,900"):
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,760"):
         options.add_argument(arg)
-    browser = None
+    browser = folder = None
     try:
+        browser = webdriver.Chrome(service=Service(driver_path), options=options)  # starts while the server imports
+        url, folder = _url_and_folder(server)
         assert folder.is_dir()
-        browser = webdriver.Chrome(service=Service(driver_path), options=options)
         wait = WebDriverWait(browser, 90, poll_frequency=0.2)
         browser.get(url)
         wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#methods input[type=checkbox]"))
@@ -148,4 +153,4 @@ def test_brush_a_mask_and_see_telea_and_conv_l1_side_by_side(tmp_path, cli):
             server.kill()
             code = None
     assert code == 0, (server.stdout.read() if server.stdout else "")
-    assert not folder.exists()  # the server's temporary folder is removed on exit
+    assert folder is not None and not folder.exists()  # the server's temporary folder is removed on exit

@@ -312,6 +312,9 @@ class JobQueue:
                 self.running[job.id] = job
             try:
                 run_job(job, device, self.models)
+            except Exception:  # noqa: BLE001 - e.g. the disk is full: this job fails, the worker goes on
+                traceback.print_exc()
+                job.status = "error"
             finally:
                 with self._cond:
                     self.running.pop(job.id, None)
