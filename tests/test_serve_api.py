@@ -193,6 +193,8 @@ def test_known_pixels_are_exact_and_the_hole_content_does_not_matter(no_cache):
         for arr in (pic, other):
             job = _wait(client, _submit(client, _png(arr), _png(mask), "telea", seed=1).json()["id"])
             outs.append(np.asarray(Image.open(io.BytesIO(client.get(job["runs"][0]["results"][0]["url"]).content))))
+            stored_mask = np.asarray(Image.open(io.BytesIO(client.get(job["mask"]["url"]).content)))
+            assert np.array_equal(stored_mask, mask)  # binary, white = hole, as uploaded
     known = mask == 0
     assert np.array_equal(outs[0][known], pic[known])
     assert np.array_equal(outs[0], outs[1])  # hole pixels were erased before telea saw them

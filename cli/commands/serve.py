@@ -35,7 +35,7 @@ def serve_cmd(host, port, checkpoints, methods, device, max_upload_mb, max_pixel
     devices = [d.strip() for d in (device or "").split(",") if d.strip()] or [None]
     from zoo.device import get_device
 
-    devices = [str(get_device(d)) for d in devices]  # an unknown device: one line now
+    devices = list(dict.fromkeys(str(get_device(d)) for d in devices))  # an unknown device: one line now; one worker per device
     sock = _bind(host, port)
     try:
         settings = ServeSettings(checkpoints=list(checkpoints), methods=[m.strip() for m in methods.split(",") if m.strip()] if methods else None,
