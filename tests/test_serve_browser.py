@@ -111,6 +111,21 @@ def test_brush_a_mask_and_see_telea_and_conv_l1_side_by_side(tmp_path, cli):
         for _ in range(10):
             chain = chain.move_by_offset(canvas.size["width"] // 20, 0)
         chain.release().perform()
+        drawn = browser.execute_script("return holeCount()")
+        assert drawn > 50, drawn
+        # erase part of it, then undo the erasing: the stroke comes back whole
+        browser.find_element(By.ID, "mode-erase").click()
+        ActionChains(browser).move_to_element_with_offset(canvas, 0, 0).click_and_hold().move_by_offset(canvas.size["width"] // 10, 0).release().perform()
+        assert 0 < browser.execute_script("return holeCount()") < drawn
+        browser.find_element(By.ID, "undo").click()
+        assert browser.execute_script("return holeCount()") == drawn
+        browser.find_element(By.ID, "mode-brush").click()
+        # a mask file of another size is refused on the page, and the drawn mask is kept
+        small = tmp_path / "small-mask.png"
+        Image.fromarray(np.full((10, 10), 255, np.uint8)).save(small)
+        browser.find_element(By.ID, "mask-input").send_keys(str(small))
+        wait.until(lambda b: "the mask is 10x10 but the image is 64x64" in b.find_element(By.ID, "status").text)
+        assert browser.execute_script("return holeCount()") == drawn
         for value in ("telea", "conv-l1@conv"):
             browser.find_element(By.CSS_SELECTOR, f"#methods input[value='{value}']").click()
         run = browser.find_element(By.ID, "run")
