@@ -357,6 +357,28 @@ def test_settings_errors_are_one_line(cli, tmp_path, no_cache):
     assert r.exit_code == 2 and "WIDTHxHEIGHT" in r.output
 
 
+def test_a_non_loopback_host_warns_in_one_line_and_the_folder_goes_on_exit(cli, no_cache, monkeypatch):
+    import uvicorn
+
+    seen = {}
+
+    def serve_briefly(self, sockets=None):  # stands in for the event loop: the app is built, the socket bound
+        seen["folder"] = self.config.app.state.server.folder
+        seen["exists"] = seen["folder"].is_dir()
+        seen["address"] = sockets[0].getsockname()
+
+    monkeypatch.setattr(uvicorn.Server, "run", serve_briefly)
+    r = cli("serve", "--host", "0.0.0.0", "--port", 0, "--methods", "telea")
+    assert r.exit_code == 0, r.output
+    lines = r.output.strip().splitlines()
+    assert lines[0] == "Warning: --host 0.0.0.0 makes this server reachable from other machines; it has no authentication"
+    assert lines[1].startswith(f"zoo serve: http://0.0.0.0:{seen['address'][1]}/  (1 methods: telea;")
+    assert lines[2] == f"temporary files: {seen['folder']} (removed on exit)" and lines[-1] == "zoo serve: stopped; temporary files removed"
+    assert seen["exists"] and not seen["folder"].exists()
+    r = cli("serve", "--port", 0, "--methods", "telea")  # loopback: no warning
+    assert r.exit_code == 0 and "Warning" not in r.output
+
+
 def test_a_port_in_use_is_one_line_and_exit_2(cli, no_cache):
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
