@@ -316,6 +316,17 @@ def test_models_stay_loaded_in_an_lru_of_max_models(conv_ckpt, no_cache, monkeyp
     assert built == ["conv-l1", "telea", "conv-l1"]  # the second conv-l1 job reused the loaded model; telea pushed it out
 
 
+def test_old_finished_jobs_are_dropped_with_their_files(no_cache):
+    app = create_app(ServeSettings(methods=["telea"], keep_jobs=1))
+    pic, mask = _png(_picture()), _png(_mask())
+    with TestClient(app) as client:
+        first = _wait(client, _submit(client, pic, mask, "telea").json()["id"])
+        second = _wait(client, _submit(client, pic, mask, "telea").json()["id"])
+        assert client.get(f"/api/jobs/{first['id']}").status_code == 404
+        assert client.get(second["runs"][0]["results"][0]["url"]).status_code == 200
+        assert [p.name for p in _jobs_on_disk(app)] == [second["id"]]
+
+
 def test_registry_cache_checkpoints_are_offered_by_name(conv_ckpt, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     (cache / "checkpoints").mkdir(parents=True)
