@@ -75,6 +75,7 @@ class StudySettings:
     device: str = "cpu"
     select_metric: str = SELECT_METRIC
     min_test: int = MIN_TEST
+    bootstrap: int = 20  # resamples for the interval of set-level metrics (swd); 0 = none
     tune: bool = True  # False: each method's first tunable candidate (its cheapest), no validation sampling
     splits: dict[str, str] = field(default_factory=dict)  # split -> what open_data reads
     split_kind: str = ""
@@ -297,7 +298,7 @@ def evaluate(s: StudySettings, entry: Any, ev: Any, root: Path, metric_list: lis
     new_images = sum(b["n"] for k, b in list(batches.items())[before:]) if how != "cached" else 0
     nfe_n = [(b["info"]["nfe"], b["n"]) for b in batches.values() if isinstance(b.get("info", {}).get("nfe"), (int, float))]
     score, _ = score_entry(entry, ev, pred_dir, metric_list, root / "scores" / f"{safe_label(entry.label)}.json",
-                           device=s.device, bootstrap=0, seed=s.seed, progress=progress)
+                           device=s.device, bootstrap=s.bootstrap, seed=s.seed, progress=progress)
     return {"score": score, "how": how, "method_scores": method_scores,
             "seconds_per_image": round(elapsed / new_images, 4) if new_images else None,
             "nfe": sum(v * n for v, n in nfe_n) / sum(n for _, n in nfe_n) if nfe_n else None}
