@@ -66,17 +66,21 @@ def check_sources(photos: list[dict[str, str]], unpacked: Path) -> dict[str, Pat
     return found
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--unpacked", required=True, type=Path, help="folder with one unpacked package per sub-folder")
     ap.add_argument("--out", required=True, type=Path, help="output folder (must not exist)")
-    args = ap.parse_args()
+    ap.add_argument("--photos", type=Path, default=HERE / "photos.tsv", help="the kept photographs (default: the committed list)")
+    ap.add_argument("--crops", type=Path, default=HERE / "crops.tsv", help="the val/test crops (default: the committed list)")
+    args = ap.parse_args(argv)
     if args.out.exists():
         sys.exit(f"Error: --out {args.out} exists; remove it or pick another folder")
-    photos = read_tsv(HERE / "photos.tsv")
-    crops = read_tsv(HERE / "crops.tsv")
+    photos = read_tsv(args.photos)
+    crops = read_tsv(args.crops)
+    unknown = sorted({c["id"] for c in crops} - {p["id"] for p in photos if p["split"] != "train"})
+    if unknown:
+        sys.exit(f"Error: {args.crops} names photographs that are not in the validation or test split: {', '.join(unknown[:3])}")
     sources = check_sources(photos, args.unpacked)
-    split_of = {p["id"]: p["split"] for p in photos}
     tmp = args.out.with_name(args.out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     items: list[dict] = []
@@ -98,12 +102,12 @@ def main() -> None:
             for scale, x, y, tag in boxes:
                 if scale not in cache:
                     cache[scale] = resized(rgb, scale)
+                w, h = cache[scale].size
+                if not (0 <= x <= w - CROP and 0 <= y <= h - CROP):
+                    sys.exit(f"Error: crop {tag} of {p['id']} at ({x}, {y}) leaves its {w}x{h} image at scale {scale}")
                 rel = f"images/{split}/{p['id']}__{tag}.png"
                 cache[scale].crop((x, y, x + CROP, y + CROP)).save(tmp / rel)
                 items.append({"path": rel, "photo": p["id"], "split": split, "scale": scale, "left": x, "top": y})
-        unknown = sorted({c["id"] for c in crops} - {p["id"] for p in photos if p["split"] != "train"})
-        if unknown:
-            sys.exit(f"Error: crops.tsv names photographs that are not in the validation or test split: {', '.join(unknown[:3])}")
         (tmp / "splits").mkdir()
         counts = {}
         for split in ("train", "val", "test"):
