@@ -156,6 +156,9 @@ class TrainResult:
     state_dict: dict[str, torch.Tensor]
     step: int
     metrics: dict[str, float] = field(default_factory=dict)
+    #: one record per engine run (stage): {"name", "steps", "seconds", "time_budget_s"};
+    #: ``zoo train`` copies them into RUN/run.json. Multi-stage methods concatenate theirs
+    stages: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
