@@ -61,6 +61,8 @@ def test_descriptor_shapes_and_hole_centres():
     imgs, masks = _shapes(3), _box_masks(3)
     d = S.descriptors(imgs)
     assert sorted(d) == ["L16", "L32"] and d["L32"].shape == (3, S.PER_IMAGE, 3 * 7 * 7)
+    odd = S.descriptors(torch.zeros(1, 3, 33, 40))  # levels named by their own size: 33 -> 17 px
+    assert sorted(odd) == ["L17", "L33"]
     # hole centres: every centre is a hole pixel of that level's (area-downsampled) mask
     hole = torch.zeros(32, 32, dtype=torch.bool)
     hole[10:20, 12:14] = True
