@@ -27,7 +27,7 @@ set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 DRY=0
 OUT=""
-SCENES="$HERE/../scenes/data"
+SCENES="$HERE/../scenes/build/scenes"
 while [ $# -gt 0 ]; do
     case "$1" in
         --dry-run) DRY=1 ;;
