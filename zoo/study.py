@@ -289,13 +289,13 @@ def evaluate(s: StudySettings, entry: Any, ev: Any, root: Path, metric_list: lis
     from zoo.report import PRED_DIR, safe_label
 
     pred_dir = root / PRED_DIR / safe_label(entry.label)
-    before = len((_read_json(pred_dir / "progress.json") or {}).get("batches", {}))
+    before = set((_read_json(pred_dir / "progress.json") or {}).get("batches", {}))  # batches already on disk
     t = time.perf_counter()
     method_scores, how = sample_entry(entry, ev, pred_dir, s.seed, s.sample_batch, s.device, progress)
     elapsed = time.perf_counter() - t
     state = _read_json(pred_dir / "progress.json") or {"batches": {}}
     batches = state.get("batches", {})
-    new_images = sum(b["n"] for k, b in list(batches.items())[before:]) if how != "cached" else 0
+    new_images = sum(b["n"] for k, b in batches.items() if k not in before) if how != "cached" else 0
     nfe_n = [(b["info"]["nfe"], b["n"]) for b in batches.values() if isinstance(b.get("info", {}).get("nfe"), (int, float))]
     score, _ = score_entry(entry, ev, pred_dir, metric_list, root / "scores" / f"{safe_label(entry.label)}.json",
                            device=s.device, bootstrap=s.bootstrap, seed=s.seed, progress=progress)
@@ -401,12 +401,21 @@ def prepare_folder(s: StudySettings, out: Path) -> None:
 def run_study(s: StudySettings, out_dir: str | Path, progress: bool = True, say: Callable[[str], None] = print,
               command: list[str] | None = None) -> dict[str, Any]:
     """The recipe of the module docstring; returns the results document (also results.json)."""
+    from zoo.fsutil import removed_on_failure
+
+    check_settings(s)
+    out = Path(out_dir)
+    # a failure (not Ctrl-C) before any run or result exists leaves nothing behind; after
+    # that, the folder is what a rerun resumes from
+    with removed_on_failure(out, keep=lambda: any(p.is_file() for d in ("runs", "results") for p in (out / d).rglob("*"))):
+        return _run(s, out, progress, say, command)
+
+
+def _run(s: StudySettings, out: Path, progress: bool, say: Callable[[str], None], command: list[str] | None) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     from zoo.plugins import get_manager
 
-    check_settings(s)
-    out = Path(out_dir)
     prepare_folder(s, out)
     manager = get_manager()
     learned = [m for m in s.methods if manager.method(m).needs_training]

@@ -214,11 +214,8 @@ def _markdown(s: Any, rows: list[dict[str, Any]], names: list[str], status: list
     if command:
         lines += ["Command:", "", "```", " ".join(command), "```", ""]
     for mk in s.masks:
-        for b in [None, *s.budgets]:
-            sel = [r for r in rows if r["mask"] == mk and (r["budget_s"] == b if b is not None else False)]
-            if b is None:
-                continue
-            sel = [r for r in rows if r["mask"] == mk and r["budget_s"] is None] + sel
+        for b in s.budgets:  # classical methods (no budget) in every budget's table
+            sel = [r for r in rows if r["mask"] == mk and r["budget_s"] in (None, b)]
             lines += [f"## `{mk}` masks, budget {budget_label(b)}", ""]
             head = ["method", *names, *(f"{n} vs {REFERENCE}" for n in names[:3]), "settings", "nfe", "s/image", "train steps"]
             lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
