@@ -171,3 +171,29 @@ def test_data_folders_that_cannot_make_a_study(tmp_path):
     res = _invoke([*base[:-len(FAST)], "--preset", "tiny", "--resolution", "32", "--eval-count", "30", "--data", str(split)])
     assert res.exit_code == 2 and "--eval-count 30 is larger than the test split" in res.output and "22 images" in res.output, res.output
     assert not (tmp_path / "out").exists()
+
+
+def test_prepared_and_subfolder_layouts_keep_their_own_splits(tmp_path):
+    """A `zoo data prepare` folder (the scenes benchmark's layout) is read by its split lists;
+    train/ val/ test/ sub-folders (an eval set's images/ where there is a manifest) as they are."""
+    from zoo.data.prepare import prepare
+    from zoo.data.splits import resolve_splits
+    from zoo.study import StudySettings, check_settings
+
+    src = _images(tmp_path / "src", 60, size=12)
+    prepared = tmp_path / "prepared"
+    prepare("folder", src, prepared, size=8, val_count=10, test_count=20, workers=1)
+    kind, sizes, splits = resolve_splits(str(prepared), 8, 0)
+    lists = {s: (prepared / "splits" / f"{s}.txt").read_text().split() for s in ("train", "val", "test")}
+    assert kind == "prepared" and sizes == {s: len(v) for s, v in lists.items()} == {"train": 30, "val": 10, "test": 20}
+    s = check_settings(StudySettings(str(prepared), ["telea"], [20.0], ["lama-medium"], resolution=16, eval_count=20, val_count=50))
+    assert s.val_count == 10  # capped at the val split
+
+    sub = tmp_path / "sub"
+    _images(sub / "train", 3, size=8)
+    _images(sub / "val" / "images", 6, size=8)
+    _images(sub / "val" / "masks", 6, size=8)  # an eval set: its masks are not images of the split
+    (sub / "val" / "manifest.json").write_text("{}")
+    _images(sub / "test", 21, size=8)
+    kind, sizes, splits = resolve_splits(str(sub), 8, 0)
+    assert kind == "folders" and sizes == {"train": 3, "val": 6, "test": 21} and splits["val"] == str(sub / "val" / "images")
