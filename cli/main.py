@@ -123,7 +123,7 @@ class ZooGroup(click.Group):
             sys.exit(2)
         except ZooError as exc:
             click.echo(f"Error: {exc}", err=True)
-            sys.exit(2)
+            sys.exit(exc.exit_code)
         except QuietExit as exc:  # another process of the same launch reports the error
             sys.exit(exc.code)
         except click.ClickException as exc:
@@ -150,18 +150,14 @@ class ZooGroup(click.Group):
         keeps its traceback after a line that says whose bug it is and where to report it (1)."""
         import traceback
 
-        from zoo.errors import as_os_error, bug_line, is_out_of_memory, memory_error_line, os_error_line, plugin_origin
+        from zoo.errors import bug_line, failure_line, plugin_origin
 
         close_progress_bars()
-        os_error = as_os_error(exc)
-        if os_error is not None:
-            line, code = os_error_line(os_error)
-            click.echo(f"Error: {line}", err=True)
-            return code
-        if is_out_of_memory(exc):
-            gpu = "cuda" in str(exc).lower() or "cuda" in type(exc).__module__
-            click.echo(f"Error: {memory_error_line(exc, self._memory_options(args, gpu))}", err=True)
-            return 1
+        gpu = "cuda" in str(exc).lower() or "cuda" in type(exc).__module__
+        known = failure_line(exc, self._memory_options(args, gpu))
+        if known is not None:
+            click.echo(f"Error: {known[0]}", err=True)
+            return known[1]
         origin = plugin_origin(exc)
         if origin is None:
             click.echo(f"Error: {bug_line(exc)}", err=True)

@@ -16,6 +16,15 @@ from typing import Iterable
 class ZooError(Exception):
     """A user error: one line that names the problem and the valid choices."""
 
+    exit_code = 2
+
+
+class EnvironmentFailure(ZooError):
+    """Not the user's input but the machine (a full disk, out of memory), reported as one line
+    by a process other than the CLI's own (a ``--devices N`` worker): exit code 1."""
+
+    exit_code = 1
+
 
 def choices_error(what: str, value: object, valid: Iterable[object]) -> ZooError:
     """``unknown method 'x'; valid choices: a, b, c``."""
@@ -233,6 +242,17 @@ def _size(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
+def failure_line(exc: BaseException, lower: Iterable[str] = ()) -> tuple[str, int] | None:
+    """``(line, exit code)`` for an operating-system error or memory exhaustion; None for
+    anything else (a user error is a ZooError; the rest is a bug)."""
+    os_error = as_os_error(exc)
+    if os_error is not None:
+        return os_error_line(os_error)
+    if is_out_of_memory(exc):
+        return memory_error_line(exc, lower), 1
+    return None
+
+
 #: Where a bug in inpaint-zoo is reported (the first line before its traceback says so).
 BUG_REPORT = "report it to the inpaint-zoo maintainers (the project's issue tracker) with the command and the traceback below"
 
@@ -241,3 +261,18 @@ def bug_line(exc: BaseException) -> str:
     """The line before a bug's traceback: not the user's fault, whom to tell."""
     first = str(exc).splitlines()[0] if str(exc) else ""
     return f"a bug in inpaint-zoo: {type(exc).__name__}" + (f": {first}" if first else "") + f" ({BUG_REPORT})"
+
+
+def plain_warnings(_worker: object = None) -> None:
+    """Show warnings as ``Warning: MESSAGE`` lines with no source line, library deprecation
+    notices hidden: for the processes a command starts (``--devices N``, DataLoader workers:
+    ``worker_init_fn``), which do not run inside the CLI's handler (zoo_cli.main.user_warnings)."""
+    import sys
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"Warning: {message}", file=sys.stderr, flush=True)
+
+    warnings.showwarning = show
+    for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+        warnings.simplefilter("ignore", category)

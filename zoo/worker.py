@@ -13,11 +13,13 @@ import signal
 import sys
 from pathlib import Path
 
+from zoo.errors import plain_warnings
 from zoo.train import launch
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    plain_warnings()  # this process runs outside the CLI's warning handler
     for sig in (signal.SIGINT, signal.SIGTERM):  # before anything slow: see launch.PENDING
         signal.signal(sig, launch._early_handler)
     spec = json.loads(Path(argv[0]).read_text())
