@@ -115,7 +115,7 @@ def parse_number(text: str, tp: type, key: str) -> int | float:
         pass
     if number.is_integer() and abs(number) <= 2**53:
         return int(number)
-    raise ZooError(f"--set {key}: expected an integer, got {text!r}")
+    raise ZooError(f"--set {key}: expected an integer, got {text}")
 
 
 def _literal(value: Any, tp: Any, key: str) -> Any:
