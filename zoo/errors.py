@@ -199,6 +199,8 @@ def os_error_line(exc: OSError) -> tuple[str, int]:
         target += f" -> {os.fsdecode(exc.filename2)}"
     reason = exc.strerror or str(exc)
     hint = _HINTS.get(name, "")
+    if name == "EEXIST" and path is not None and os.path.isfile(path) and operation == "create the folder":
+        reason, hint = "a file of that name exists", "a folder is needed there; choose another path"
     code = 2 if exc.errno in USER_ERRNOS else 1
     line = f"cannot {operation}{target}: {reason}" + (f" ({name})" if name else "") + (f"; {hint}" if hint else "")
     return line, code
