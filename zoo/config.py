@@ -104,7 +104,10 @@ def parse_number(text: str, tp: type, key: str) -> int | float:
     try:
         number = float(text)
     except ValueError:
-        raise ZooError(f"--set {key}: expected {kind}, got {text!r}") from None
+        try:
+            return tp(int(text, 0))  # 0x1F, 0o17, 0b101
+        except ValueError:
+            raise ZooError(f"--set {key}: expected {kind}, got {text!r}") from None
     if not math.isfinite(number):
         raise ZooError(f"--set {key}: expected a finite number, got {text!r}")
     if tp is float:
