@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from zoo.checkpoint import check_trained_state, load_model, load_state_strict, read_meta, save_checkpoint
-from zoo.config import apply_overrides, check_upper_limit, coerce, config_from_dict, config_to_dict, field_types, resolve_config, validate_config
+from zoo.config import apply_overrides, coerce, config_from_dict, config_to_dict, field_types, resolve_config, validate_config
 from zoo.data import open_data
 from zoo.device import get_device
 from zoo.errors import ZooError, choices_error
@@ -31,7 +31,7 @@ from zoo.masks import mask_kind
 from zoo.spec import TrainContext
 from zoo.train import Interrupted, TrainOptions, options_dict
 from zoo.train.init import init_provenance, meta_shapes, shape_problems, training_config
-from zoo.train.memory import check_first_batch
+from zoo.train.memory import check_training_sizes
 from zoo.train.state import CHECKPOINTS, PREFIX, resolve_resume, run_dir_of
 
 MODEL_FILE = "model.safetensors"
@@ -149,10 +149,7 @@ def train(
     resolution = int(getattr(config, "resolution", 64))
     if steps < 1 or batch_size < 1:
         raise ZooError("--steps and --batch-size must be at least 1")
-    check_upper_limit("steps", steps, f"--steps {steps}")
-    check_upper_limit("batch_size", batch_size, f"--batch-size {batch_size}")
-    micro = getattr(options, "micro_batch", None)
-    check_first_batch(resolution, min(batch_size, micro) if isinstance(micro, int) else batch_size, get_device(getattr(options, "device", None)), method)
+    check_training_sizes(method, steps, batch_size, resolution, options)  # upper limits, the first batch against memory
     # the stored config says how long the run is and with what batch (also after extending it)
     fields = {f.name for f in dataclasses.fields(config)}
     config = dataclasses.replace(config, **{k: v for k, v in (("steps", steps), ("batch_size", batch_size)) if k in fields})

@@ -106,6 +106,19 @@ def _gib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB"
 
 
+def check_training_sizes(method: str, steps: int, batch_size: int, resolution: int, options: object) -> None:
+    """Before a run starts: ``--steps`` and ``--batch-size`` within the zoo's upper limits, and
+    the first (micro-)batch within the device's memory (:func:`check_first_batch`)."""
+    from zoo.config import check_upper_limit
+    from zoo.device import get_device
+
+    check_upper_limit("steps", steps, f"--steps {steps}")
+    check_upper_limit("batch_size", batch_size, f"--batch-size {batch_size}")
+    micro = getattr(options, "micro_batch", None)
+    first = min(batch_size, micro) if isinstance(micro, int) else batch_size
+    check_first_batch(resolution, first, get_device(getattr(options, "device", None)), method)
+
+
 def check_first_batch(resolution: int, batch: int, device: torch.device, method: str) -> None:
     """Refuse, before any work, a training resolution or batch whose first batch cannot fit:
     its images (3 channels) and masks (1), float32, are a lower bound of what a step holds (the
