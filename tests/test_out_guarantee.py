@@ -290,6 +290,9 @@ def test_exif_orientation_is_applied_to_images_and_masks(tmp_path):
     red = (img[0] > 0.9) & (img[1] < -0.9)
     assert red.nonzero().tolist() == [[0, 19]]  # the stored top-left is shown top-right
     assert readable_size(tmp_path / "img.png") == (20, 30) == image_size(tmp_path / "img.png")
+    from zoo.metrics.inception import read_uint8  # what FID / IDS read
+
+    assert read_uint8(tmp_path / "img.png").shape == (3, 30, 20) and read_uint8(tmp_path / "img.png")[0, 0, 19] == 255
     m = np.zeros((20, 30), np.uint8)
     m[0, :5] = 255  # a hole along the stored top edge: the shown right edge
     _exif_png(tmp_path / "mask.png", m, 6)
