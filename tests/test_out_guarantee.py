@@ -168,6 +168,27 @@ def test_train_into_an_empty_folder_needs_no_flag(tmp_path, monkeypatch):
     assert (tmp_path / "empty/model.safetensors").is_file()
 
 
+def test_check_run_dir_rules(tmp_path):
+    from zoo.errors import ZooError
+    from zoo.runner import check_run_dir
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "launch.json").write_text("{}")  # a --devices run that never started: nothing to lose
+    (run / ".launch").mkdir()
+    assert check_run_dir(run, "shapes") == run
+    (run / "log.jsonl").write_text("")
+    with pytest.raises(ZooError, match="not a zoo run"):
+        check_run_dir(run, "shapes", overwrite=True)
+    (run / "run.json").write_text("{}")
+    with pytest.raises(ZooError, match="--resume"):
+        check_run_dir(run, "shapes")
+    assert check_run_dir(run, "shapes", overwrite=True) == run
+    assert check_run_dir(run, "shapes", existing=False) == run  # processes other than 0 of a launcher
+    with pytest.raises(ZooError, match="the input --data"):
+        check_run_dir(tmp_path / "data" / "run", str(tmp_path), existing=False)
+
+
 # -- the other writers, where they may write ------------------------------------------------------
 
 

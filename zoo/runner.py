@@ -90,8 +90,10 @@ def check_run_dir(out_dir: str | Path, data: str | None, init: str | None = None
         raise ZooError(f"--out {out}: an existing file, not a folder; give a folder path for the run")
     data_dir = data if data and Path(str(data)).is_dir() else None
     check_apart(out, {"--data": data_dir, "--init": init}, "--out")
-    if not existing or not out.is_dir() or not any(out.iterdir()):
-        return out
+    from zoo.train.launch import RESULTS, SPEC_FILE
+
+    if not existing or not out.is_dir() or not [c for c in out.iterdir() if c.name not in (SPEC_FILE, RESULTS)]:
+        return out  # new, empty, or only the launch files of a --devices run that never started
     if not (out / RUN_FILE).is_file():
         raise ZooError(f"--out {out} exists and holds files that are not a zoo run's (no {RUN_FILE}); choose a new folder")
     if not overwrite:
