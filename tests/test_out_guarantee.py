@@ -106,6 +106,7 @@ ROWS: list[tuple[str, list[str], dict[str, str], str]] = [
     ("sample-out-existing", SAMPLE + ["--out", "userdir"], {}, "--overwrite"),
     ("compare-out-is-file", COMPARE + ["--methods", "telea", "--out", "notes.txt"], {}, "an existing file"),
     ("eval-set-inside-data", ["data", "eval-set", "--data", "good/images", "--masks", "box", "--count", "2", "--size", "32", "--out", "good/images/ev"], {}, "the input --data"),
+    ("score-method-inside-data", ["score", "telea", "--data", "good/images", "--masks", "box", "--metric", "psnr", "--count", "2", "--size", "32", "--out", "good/images/sc"], {}, "the input --data"),
     ("masks-generate-out-is-file", ["masks", "generate", "--kind", "box", "--count", "2", "--size", "32", "--out", "notes.txt"], {}, "an existing file"),
     ("data-synth-out-is-file", ["data", "synth", "--count", "2", "--size", "32", "--out", "notes.txt"], {}, "an existing file"),
 ]
@@ -124,7 +125,7 @@ def test_out_is_refused_and_nothing_changes(row, workspace, monkeypatch):
 def test_every_writing_command_has_a_row():
     commands = {" ".join(a for a in r[1][:2] if not a.startswith("-") and a not in ("telea", "conv-l1", "repaint", "big-lama", "mymethod")) for r in ROWS}
     for cmd in ("train", "import", "bench", "masks convert", "data prepare", "demo", "fetch", "new-plugin", "sample", "compare",
-                "data eval-set", "masks generate", "data synth"):
+                "data eval-set", "masks generate", "data synth", "score"):
         assert cmd in commands, cmd
 
 
