@@ -31,6 +31,7 @@ from zoo.masks import mask_kind
 from zoo.spec import TrainContext
 from zoo.train import Interrupted, TrainOptions, options_dict
 from zoo.train.init import init_provenance, meta_shapes, shape_problems, training_config
+from zoo.train.launch import RESULTS, SPEC_FILE
 from zoo.train.state import CHECKPOINTS, PREFIX, resolve_resume, run_dir_of
 
 MODEL_FILE = "model.safetensors"
@@ -90,8 +91,6 @@ def check_run_dir(out_dir: str | Path, data: str | None, init: str | None = None
         raise ZooError(f"--out {out}: an existing file, not a folder; give a folder path for the run")
     data_dir = data if data and Path(str(data)).is_dir() else None
     check_apart(out, {"--data": data_dir, "--init": init}, "--out")
-    from zoo.train.launch import RESULTS, SPEC_FILE
-
     if not existing or not out.is_dir() or not [c for c in out.iterdir() if c.name not in (SPEC_FILE, RESULTS)]:
         return out  # new, empty, or only the launch files of a --devices run that never started
     if not (out / RUN_FILE).is_file():
@@ -104,8 +103,6 @@ def check_run_dir(out_dir: str | Path, data: str | None, init: str | None = None
 def clear_run_dir(out_dir: Path) -> None:
     """Remove everything of an old run in ``out_dir`` (``--overwrite``), except what the
     launcher of this run wrote there (``launch.json``, ``.launch/``)."""
-    from zoo.train.launch import RESULTS, SPEC_FILE
-
     for child in out_dir.iterdir():
         if child.name in (SPEC_FILE, RESULTS):
             continue
