@@ -68,6 +68,28 @@ def demo_command(out: Path, budget: str) -> list[str]:
     return ["zoo", "demo", "--out", str(out), "--budget", budget]
 
 
+DEMO_MARK = ".zoo-demo"  # written first: a folder holding it is a demo's, which a rerun resumes
+
+
+def check_demo_dir(out_dir: str | Path) -> Path:
+    """``--out`` of ``zoo demo``: a new or empty folder, or one an earlier ``zoo demo`` wrote
+    (it holds ``.zoo-demo``, or a README.md of the demo); any other folder is refused, so the
+    demo never replaces a user's README.md or other files."""
+    from zoo.fsutil import check_output_dir
+
+    out = Path(out_dir)
+    if out.is_dir() and ((out / DEMO_MARK).is_file() or _demo_readme(out / "README.md")):
+        return out
+    return check_output_dir(out, {}, remedy="it is not a zoo demo folder (no .zoo-demo); choose a new or empty folder")
+
+
+def _demo_readme(path: Path) -> bool:
+    try:
+        return path.read_text().startswith("# zoo demo\n")
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def run_demo(out_dir: str | Path = "zoo-demo", budget: str = "full", progress: bool = True, say: Callable[[str], None] = print) -> dict[str, Any]:
     """The study of the module docstring; returns a summary (also written as README.md)."""
     from zoo.study import StudySettings, run_study
@@ -76,9 +98,7 @@ def run_demo(out_dir: str | Path = "zoo-demo", budget: str = "full", progress: b
     if budget not in BUDGETS:
         raise ZooError(f"unknown budget {budget!r}; valid choices: {', '.join(BUDGETS)}")
     b = BUDGETS[budget]
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ZooError(f"--out {out}: is a file, not a folder")
+    out = check_demo_dir(out_dir)
     learned, classical = demo_methods()
     if "telea" not in classical:
         raise ZooError("the built-in baselines plugin (telea) is not loaded; see `zoo plugins`")
@@ -89,6 +109,8 @@ def run_demo(out_dir: str | Path = "zoo-demo", budget: str = "full", progress: b
     study_cmd = ["zoo", "study", "--data", "shapes", "--methods", ",".join(settings.methods), "--budget", budget_label(b.seconds),
                  "--masks", MASKS, "--preset", b.preset, "--resolution", str(b.resolution), "--eval-count", str(b.eval_count),
                  "--val-count", str(b.val_count), "--device", "cpu", "--out", str(out)] + ([] if b.tune else ["--no-tune"])
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / DEMO_MARK, "a folder of `zoo demo`: rerunning it resumes and replaces README.md and the study's files\n")
     doc = run_study(settings, out, progress=progress, say=say, command=study_cmd)
     summary = {"budget": budget, "settings": b.__dict__, "learned": learned, "classical": classical, "status": doc["status"],
                "total_s": round(time.perf_counter() - t0, 1)}

@@ -385,7 +385,7 @@ def prepare_folder(s: StudySettings, out: Path) -> None:
         have, want = previous.get("key", {}), s.key()
         diff = next((k for k in want if have.get(k) != want[k]), "settings")
         raise ZooError(f"--out {out} holds a study with {diff}={have.get(diff)!r} (asked: {want.get(diff)!r}); use another --out or the same settings")
-    if out.exists() and previous is None and any(out.iterdir()):
+    if out.exists() and previous is None and any(not p.name.startswith(".") for p in out.iterdir()):  # hidden: e.g. zoo demo's mark
         raise ZooError(f"--out {out} exists, is not empty and holds no study; choose a new folder")
     out.mkdir(parents=True, exist_ok=True)
     kind, _, split = resolve_splits(s.data, s.resolution, s.seed)
