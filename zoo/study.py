@@ -75,7 +75,7 @@ class StudySettings:
     device: str = "cpu"
     select_metric: str = SELECT_METRIC
     min_test: int = MIN_TEST
-    bootstrap: int = 20  # resamples for the interval of set-level metrics (swd); 0 = none
+    bootstrap: int = 0  # resamples for an interval of set-level metrics; 0: none (a percentile bootstrap of swd is biased upward)
     tune: bool = True  # False: each method's first tunable candidate (its cheapest), no validation sampling
     splits: dict[str, str] = field(default_factory=dict)  # split -> what open_data reads
     split_kind: str = ""

@@ -95,7 +95,7 @@ def write_results(s: Any, out: Path, records: list[dict[str, Any]], status: list
     rows = summarize(records, names)
     doc = {"settings": {**asdict(s), "budgets": [budget_label(b) for b in s.budgets]}, "reference": REFERENCE, "metrics": names,
            "statistics": "per-image metrics: mean and Student-t 95 % interval; vs_telea: paired differences (method - telea) per test "
-                         "image, mean and paired t 95 % interval; set-level metrics: difference of the values, no interval",
+                         "image, mean and paired t 95 % interval; set-level metrics (swd): the value and the difference of the values, no interval",
            "rows": rows, "status": status, "command": command, "seconds_this_run": seconds, "versions": versions()}
     write_text(out / "results.json", json.dumps(doc, indent=1, default=float))
     _write_csv(out / "results.csv", rows, names)
