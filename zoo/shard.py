@@ -322,8 +322,9 @@ def _wait(procs: list[subprocess.Popen], grace: float = 10.0) -> list[int]:
 def launch_sample(devices: int, kwargs: dict[str, Any]) -> dict[str, Any]:
     """Run :func:`zoo.runner.sample_folder` (``kwargs``) over ``devices`` new processes; returns
     ``{"count", "resumed", "info", "notes"}`` as :func:`run_world` does on process 0."""
-    if devices < 1:
-        raise ZooError("--devices must be at least 1")
+    from zoo.device import check_devices
+
+    check_devices(devices, kwargs.get("device"))  # above the GPUs, cores or memory: one line before any process starts
     out = Path(kwargs["out_dir"])
     prep = {"out": str(out), "created": not out.exists()}
     try:
@@ -344,8 +345,9 @@ def launch_compare(devices: int, entries: list[Any], metrics: list[Any], out_dir
     from zoo.compare import run_compare
     from zoo.metrics.scoring import preflight
 
-    if devices < 1:
-        raise ZooError("--devices must be at least 1")
+    from zoo.device import check_devices
+
+    check_devices(devices, kwargs.get("device"))
     preflight(metrics, kwargs.get("fid_weights"))  # missing weights: one line before any process starts
     call = {"entries": [dataclasses.asdict(e) for e in entries], "metrics": [m.name for m in metrics], "out_dir": str(out_dir), "data": data,
             "masks": masks, **{k: v for k, v in kwargs.items() if k in ("count", "size", "seed", "batch_size", "device", "fid_weights", "progress")}}
