@@ -40,6 +40,12 @@ class RepaintConfig:
     t_T: int = 250  # levels of the respaced sampling chain (guided "timestep_respacing")
     jump_length: int = 10  # j: levels jumped back up at each jump point
     jump_n_sample: int = 10  # r: times each stretch is denoised
+    jump2_length: int = 1  # a second tier of jumps inside each stretch (official default 1: none)
+    jump2_n_sample: int = 1
+    jump3_length: int = 1  # a third tier inside the second
+    jump3_n_sample: int = 1
+    start_resampling: int | None = None  # jumps only at levels <= this (none: everywhere)
+    n_sample: int = 1  # one-level resamplings at every step (official schedule_jump_params.n_sample)
     sampler: Literal["ddpm", "ddim"] = "ddpm"  # ddpm: posterior step (learned variance if any)
     eta: float = 1.0  # ddim noise scale (1.0 = DDPM-like variance, 0.0 = deterministic)
     clip_denoised: bool = True  # clip the x0 estimate to [-1, 1]
@@ -54,7 +60,7 @@ class RepaintConfig:
     def validate(self) -> None:
         from zoo.config import require
 
-        for name in ("t_T", "jump_length", "jump_n_sample", "num_heads", "score_levels"):
+        for name in ("t_T", "jump_length", "jump_n_sample", "jump2_length", "jump2_n_sample", "jump3_length", "jump3_n_sample", "n_sample", "num_heads", "score_levels"):
             require(getattr(self, name) >= 1, name, getattr(self, name), "must be at least 1")
         require(self.num_head_channels is None or self.num_head_channels >= 1, "num_head_channels", self.num_head_channels, "must be at least 1, or none (use num_heads)")
         require(len(self.channel_mult) > 0 and all(m >= 1 for m in self.channel_mult), "channel_mult", self.channel_mult, "needs at least one entry, each at least 1")

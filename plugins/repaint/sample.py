@@ -9,22 +9,35 @@ import torch.nn.functional as F
 
 from zoo.diffusion import count_steps, diffusers_points, jump_points, repaint
 from zoo.diffusion.losses import hole_denoising_loss
+from zoo.errors import ZooError
 from zoo.spec import SampleOutput
 from zoo_plugins.repaint.config import SAMPLING_MODES, RepaintConfig
 from zoo_plugins.repaint.model import RepaintPrior, make_chain
+
+
+#: The official ``schedule_jump_params`` beyond t_T / jump_length / jump_n_sample, with
+#: their defaults (no extra resampling); they take effect with ``sampling=custom``.
+EXTRA_SCHEDULE = {"jump2_length": 1, "jump2_n_sample": 1, "jump3_length": 1, "jump3_n_sample": 1, "start_resampling": None, "n_sample": 1}
 
 
 def sampling_settings(cfg: RepaintConfig) -> RepaintConfig:
     """Apply the named sampling mode (``published`` / ``fast``) over the custom fields."""
     if cfg.sampling == "custom":
         return cfg
+    changed = [k for k, v in EXTRA_SCHEDULE.items() if getattr(cfg, k) != v]
+    if changed:
+        raise ZooError(f"{', '.join(changed)} take effect with sampling=custom (now sampling={cfg.sampling}); add --set sampling=custom")
     return dataclasses.replace(cfg, **SAMPLING_MODES[cfg.sampling])
 
 
 def schedule_points(cfg: RepaintConfig) -> list[int]:
     cfg = sampling_settings(cfg)
-    fn = diffusers_points if cfg.schedule_alignment == "diffusers" else jump_points
-    return fn(cfg.t_T, cfg.jump_length, cfg.jump_n_sample)
+    extra = {k: getattr(cfg, k) for k in EXTRA_SCHEDULE}
+    if cfg.schedule_alignment == "diffusers":
+        if any(v != EXTRA_SCHEDULE[k] for k, v in extra.items()):
+            raise ZooError("schedule_alignment=diffusers has only jump_length / jump_n_sample (diffusers' RePaintScheduler); use schedule_alignment=repaint for jump2, jump3, start_resampling, n_sample")
+        return diffusers_points(cfg.t_T, cfg.jump_length, cfg.jump_n_sample)
+    return jump_points(cfg.t_T, cfg.jump_length, cfg.jump_n_sample, **extra)
 
 
 def expected_nfe(cfg: RepaintConfig) -> int:
@@ -53,7 +66,7 @@ def sample(model: RepaintPrior, cfg: RepaintConfig, images: torch.Tensor, holes:
     result = repaint(model, x, hole, chain, points, generator, s.sampler, s.eta, s.clip_denoised, progress=progress, desc="repaint", known_noise=s.known_noise)
     out = result.images[..., :h, :w]
     out = images * (1 - holes) + out * holes
-    info = {"nfe": result.nfe, "undo_steps": result.undo_steps, "schedule": f"t_T={s.t_T} j={s.jump_length} r={s.jump_n_sample} {s.sampler}" + (f" eta={s.eta}" if s.sampler == "ddim" else "") + f" known_noise={s.known_noise}"}
+    info = {"nfe": result.nfe, "undo_steps": result.undo_steps, "schedule": f"t_T={s.t_T} j={s.jump_length} r={s.jump_n_sample} {s.sampler}" + (f" eta={s.eta}" if s.sampler == "ddim" else "") + f" known_noise={s.known_noise}" + "".join(f" {k}={getattr(s, k)}" for k, v in EXTRA_SCHEDULE.items() if getattr(s, k) != v)}
     return SampleOutput(out, info)
 
 
