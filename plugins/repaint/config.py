@@ -34,6 +34,7 @@ class RepaintConfig:
     ema_decay: float = 0.9999  # the checkpoint holds the EMA weights
     steps: int = 250_000
     batch_size: int = 16
+    vlb_clip_denoised: bool = False  # clip the x0 estimate in the VLB term (guided-diffusion: false)
     train_masks: str = "box"  # unused by the prior (unconditional); the engine draws masks anyway
     # -- sampling (RePaint) -----------------------------------------------------------------
     sampling: Literal["published", "fast", "custom"] = "published"  # custom: the fields below
