@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from zoo.diffusion import count_steps, diffusers_points, jump_points, repaint
+from zoo.diffusion.classifier import NoisyClassifier, classifier_gradient, load_classifier
 from zoo.diffusion.losses import hole_denoising_loss
 from zoo.errors import ZooError
 from zoo.spec import SampleOutput
@@ -45,6 +47,61 @@ def expected_nfe(cfg: RepaintConfig) -> int:
     return count_steps(schedule_points(cfg)).down
 
 
+_CLASSIFIERS: dict[tuple, NoisyClassifier] = {}  # one load per file and process (the runner calls per batch)
+
+
+def classifier_for(cfg: RepaintConfig) -> NoisyClassifier | None:
+    """The ``classifier`` file of the config (read once), checked against the prior."""
+    if not cfg.classifier:
+        return None
+    path = Path(cfg.classifier).expanduser()
+    st = path.stat() if path.is_file() else None
+    key = (str(path.resolve()), st.st_mtime_ns if st else None, cfg.classifier_depth)
+    if key not in _CLASSIFIERS:
+        _CLASSIFIERS.clear()
+        _CLASSIFIERS[key] = load_classifier(path, cfg.classifier_depth)
+    clf = _CLASSIFIERS[key]
+    size = clf.cfg.image_size
+    if size is not None and size != cfg.resolution:
+        raise ZooError(f"classifier {path.name} was trained at {size}x{size} (read from its attention pool) but the prior at {cfg.resolution}x{cfg.resolution}; use a classifier of the prior's resolution")
+    if cfg.num_classes is not None and clf.cfg.classes != cfg.num_classes:
+        raise ZooError(f"classifier {path.name} has {clf.cfg.classes} classes but the prior {cfg.num_classes}; use the classifier published with the prior")
+    return clf
+
+
+def class_count(cfg: RepaintConfig, clf: NoisyClassifier | None) -> int | None:
+    """Classes a ``class`` may name: the prior's (label_emb) or else the classifier's."""
+    return cfg.num_classes if cfg.num_classes is not None else (clf.cfg.classes if clf is not None else None)
+
+
+def parse_class(cfg: RepaintConfig, n: int | None) -> int | None:
+    """``class=N`` checked against the ``n`` classes; None when no class is given."""
+    if cfg.class_label is None:
+        return None
+    text = str(cfg.class_label).strip()
+    try:
+        label = int(text)
+    except ValueError:
+        raise ZooError(f"class {text!r} is not a class index; give an integer 0 ... {n - 1 if n else 'N-1'}") from None
+    if n is None:
+        raise ZooError(f"class={label} needs a class-conditional prior (num_classes) or a classifier (--set classifier=PATH); this prior is unconditional")
+    if not 0 <= label < n:
+        raise ZooError(f"class {label} is out of range: valid classes are 0 ... {n - 1} ({n} classes)")
+    return label
+
+
+def batch_classes(cfg: RepaintConfig, n: int | None, batch: int, generator: torch.Generator, device: torch.device) -> torch.Tensor | None:
+    """(B,) class indices: ``class=N`` for every image, or (no class given, a class-conditional
+    prior or a classifier) a random class per image from ``generator``, as the official
+    ``test.py`` draws them; None for an unconditional prior without a classifier."""
+    label = parse_class(cfg, n)
+    if n is None:
+        return None
+    if label is not None:
+        return torch.full((batch,), label, dtype=torch.long, device=device)
+    return torch.randint(0, n, (batch,), generator=generator, device=generator.device).to(device)
+
+
 @torch.no_grad()
 def sample(model: RepaintPrior, cfg: RepaintConfig, images: torch.Tensor, holes: torch.Tensor, generator: torch.Generator, progress: bool = True) -> SampleOutput:
     """images (B, 3, H, W) in [-1, 1], holes (B, 1, H, W) 1 = hole -> composited result.
@@ -63,10 +120,21 @@ def sample(model: RepaintPrior, cfg: RepaintConfig, images: torch.Tensor, holes:
         hole = F.pad(holes, (0, pw, 0, ph))
     chain = make_chain(cfg).respace(s.t_T)
     points = schedule_points(cfg)
-    result = repaint(model, x, hole, chain, points, generator, s.sampler, s.eta, s.clip_denoised, progress=progress, desc="repaint", known_noise=s.known_noise)
+    clf = classifier_for(cfg)
+    if clf is not None and clf.cfg.image_size is not None and x.shape[-2:] != (clf.cfg.image_size,) * 2:
+        raise ZooError(f"the classifier's attention pool takes {clf.cfg.image_size}x{clf.cfg.image_size} images; these are {w}x{h}" + (f" (padded to {x.shape[-1]}x{x.shape[-2]})" if ph or pw else ""))
+    classes = batch_classes(cfg, class_count(cfg, clf), x.shape[0], generator, x.device)
+    model_fn = model if cfg.num_classes is None else (lambda x_t, t: model(x_t, t, classes))
+    cond_fn = None
+    if clf is not None:
+        clf.to(x.device)
+        cond_fn = lambda x_t, t: classifier_gradient(clf, x_t, t, classes, cfg.classifier_scale)  # noqa: E731
+    result = repaint(model_fn, x, hole, chain, points, generator, s.sampler, s.eta, s.clip_denoised, progress=progress, desc="repaint", known_noise=s.known_noise, cond_fn=cond_fn)
     out = result.images[..., :h, :w]
     out = images * (1 - holes) + out * holes
     info = {"nfe": result.nfe, "undo_steps": result.undo_steps, "schedule": f"t_T={s.t_T} j={s.jump_length} r={s.jump_n_sample} {s.sampler}" + (f" eta={s.eta}" if s.sampler == "ddim" else "") + f" known_noise={s.known_noise}" + "".join(f" {k}={getattr(s, k)}" for k, v in EXTRA_SCHEDULE.items() if getattr(s, k) != v)}
+    if classes is not None:
+        info["classes"] = ",".join(str(int(c)) for c in classes) + (f" classifier_scale={cfg.classifier_scale}" if clf is not None else "")
     return SampleOutput(out, info)
 
 
@@ -83,5 +151,12 @@ def score(model: RepaintPrior, cfg: RepaintConfig, images: torch.Tensor, holes: 
     if ph or pw:
         images = F.pad(images, (0, pw, 0, ph), mode="replicate")
         holes = F.pad(holes, (0, pw, 0, ph))
+    if cfg.num_classes is not None:  # a class-conditional prior scores under the given class
+        label = parse_class(cfg, cfg.num_classes)
+        if label is None:
+            raise ZooError(f"this prior is class-conditional ({cfg.num_classes} classes); scoring needs --set class=N")
+        y = torch.full((images.shape[0],), label, dtype=torch.long, device=images.device)
+        prior = model
+        model = lambda x_t, t: prior(x_t, t, y)  # noqa: E731
     loss = hole_denoising_loss(model, chain, images, holes, levels)
     return {"hole_denoise_mse": float(loss.mean())}
