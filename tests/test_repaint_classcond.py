@@ -172,6 +172,13 @@ def test_class_conditional_prior_imports_and_samples_per_class(cli, classcond):
         assert r.exit_code == 0, r.output
     assert np.array_equal(_read(root / "c3"), _read(root / "c3b"))
     assert np.abs(_read(root / "c3") - _read(root / "c0")).max() > 0  # the class reaches the network
+    # a class list file: image 0 gets class 3, image 1 class 0 (names as the outputs, suffix optional)
+    (root / "classes.txt").write_text("# name class\n0 3\n1.png 0  # the second image\n")
+    r = _sample(cli, root, images, masks, "listed", "--set", f"class={root / 'classes.txt'}")
+    assert r.exit_code == 0, r.output
+    listed = _read(root / "listed")
+    assert np.array_equal(listed[0], _read(root / "c3")[0])
+    assert np.array_equal(listed[1], _read(root / "c0")[1]) and not np.array_equal(listed[1], _read(root / "c3")[1])
 
 
 def test_classifier_guidance_changes_the_fill(cli, classcond):
@@ -184,10 +191,14 @@ def test_classifier_guidance_changes_the_fill(cli, classcond):
 
 def test_bad_class_and_classifier_inputs_are_one_line(cli, classcond):
     root, images, masks = classcond
+    (root / "short.txt").write_text("0 1\n")
+    (root / "wrong.txt").write_text("0 1\n1 9\n")
     cases = [
         (("--set", "class=5"), "class 5 is out of range: valid classes are 0 ... 4 (5 classes)"),
         (("--set", "class=-1"), "class -1 is out of range"),
-        (("--set", "class=cat"), "is not a class index"),
+        (("--set", "class=cat"), "is neither a class index (an integer 0 ... 4) nor a class list file"),
+        (("--set", f"class={root / 'short.txt'}"), "has no line for image '1'"),
+        (("--set", f"class={root / 'wrong.txt'}"), "class 9 (wrong.txt line 2) is out of range"),
         (("--set", f"classifier={root / 'clf64.pt'}"), "trained at 64x64 (read from its attention pool) but the prior at 32x32"),
         (("--set", f"classifier={root / 'missing.pt'}"), "does not exist"),
     ]

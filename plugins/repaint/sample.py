@@ -12,6 +12,7 @@ from zoo.diffusion import count_steps, diffusers_points, jump_points, repaint
 from zoo.diffusion.classifier import NoisyClassifier, classifier_gradient, load_classifier
 from zoo.diffusion.losses import hole_denoising_loss
 from zoo.errors import ZooError
+from zoo.inpaint import image_names
 from zoo.spec import SampleOutput
 from zoo_plugins.repaint.config import SAMPLING_MODES, RepaintConfig
 from zoo_plugins.repaint.model import RepaintPrior, make_chain
@@ -74,29 +75,64 @@ def class_count(cfg: RepaintConfig, clf: NoisyClassifier | None) -> int | None:
     return cfg.num_classes if cfg.num_classes is not None else (clf.cfg.classes if clf is not None else None)
 
 
-def parse_class(cfg: RepaintConfig, n: int | None) -> int | None:
-    """``class=N`` checked against the ``n`` classes; None when no class is given."""
-    if cfg.class_label is None:
-        return None
-    text = str(cfg.class_label).strip()
-    try:
-        label = int(text)
-    except ValueError:
-        raise ZooError(f"class {text!r} is not a class index; give an integer 0 ... {n - 1 if n else 'N-1'}") from None
+def _check_class(label: int, n: int | None, where: str = "") -> int:
     if n is None:
         raise ZooError(f"class={label} needs a class-conditional prior (num_classes) or a classifier (--set classifier=PATH); this prior is unconditional")
     if not 0 <= label < n:
-        raise ZooError(f"class {label} is out of range: valid classes are 0 ... {n - 1} ({n} classes)")
+        raise ZooError(f"class {label}{where} is out of range: valid classes are 0 ... {n - 1} ({n} classes)")
     return label
 
 
+def read_class_file(path: Path, n: int | None) -> dict[str, int]:
+    """A class list file: one ``NAME CLASS`` per line (NAME: the image's path under
+    ``--images``, with or without its suffix; ``#`` comments and blank lines skipped)."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ZooError(f"class list {path} cannot be read ({exc.__class__.__name__})") from None
+    classes: dict[str, int] = {}
+    for no, line in enumerate(text.splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.rsplit(None, 1)
+        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+            raise ZooError(f"class list {path.name} line {no}: expected 'NAME CLASS' (an image name and a class index), got {line!r}")
+        name = str(Path(parts[0]).with_suffix("")) if Path(parts[0]).suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp") else parts[0]
+        classes[name] = _check_class(int(parts[1]), n, f" ({path.name} line {no})")
+    return classes
+
+
+def parse_class(cfg: RepaintConfig, n: int | None) -> int | dict[str, int] | None:
+    """``class=N`` (checked against the ``n`` classes) or ``class=FILE`` (name -> class);
+    None when no class is given."""
+    if cfg.class_label is None:
+        return None
+    text = str(cfg.class_label).strip()
+    if text.lstrip("-").isdigit():
+        return _check_class(int(text), n)
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise ZooError(f"class {text!r} is neither a class index (an integer 0 ... {n - 1 if n else 'N-1'}) nor a class list file")
+    return read_class_file(path, n)
+
+
 def batch_classes(cfg: RepaintConfig, n: int | None, batch: int, generator: torch.Generator, device: torch.device) -> torch.Tensor | None:
-    """(B,) class indices: ``class=N`` for every image, or (no class given, a class-conditional
-    prior or a classifier) a random class per image from ``generator``, as the official
-    ``test.py`` draws them; None for an unconditional prior without a classifier."""
+    """(B,) class indices: ``class=N`` for every image, each image's line of a class list
+    file, or (no class given, a class-conditional prior or a classifier) a random class per
+    image from ``generator``, as the official ``test.py`` draws them; None for an
+    unconditional prior without a classifier."""
     label = parse_class(cfg, n)
     if n is None:
         return None
+    if isinstance(label, dict):
+        names = image_names()
+        if names is None or len(names) != batch:
+            raise ZooError("a class list file needs the images' names: use it with zoo sample (or give --set class=N)")
+        missing = [name for name in names if name not in label]
+        if missing:
+            raise ZooError(f"class list {cfg.class_label} has no line for image {missing[0]!r} ({len(missing)} of this batch missing)")
+        return torch.tensor([label[name] for name in names], dtype=torch.long, device=device)
     if label is not None:
         return torch.full((batch,), label, dtype=torch.long, device=device)
     return torch.randint(0, n, (batch,), generator=generator, device=generator.device).to(device)
@@ -153,7 +189,7 @@ def score(model: RepaintPrior, cfg: RepaintConfig, images: torch.Tensor, holes: 
         holes = F.pad(holes, (0, pw, 0, ph))
     if cfg.num_classes is not None:  # a class-conditional prior scores under the given class
         label = parse_class(cfg, cfg.num_classes)
-        if label is None:
+        if not isinstance(label, int):
             raise ZooError(f"this prior is class-conditional ({cfg.num_classes} classes); scoring needs --set class=N")
         y = torch.full((images.shape[0],), label, dtype=torch.long, device=images.device)
         prior = model
