@@ -13,7 +13,7 @@ def zoo_register_methods():
     return [
         MethodSpec(
             name=NAME,
-            summary="RePaint: resampling an unconditional DDPM prior (guided-diffusion UNet) to fill holes.",
+            summary="RePaint: resampling a DDPM prior (guided-diffusion UNet; class-conditional with classifier guidance) to fill holes.",
             family="diffusion",
             config=cfg.RepaintConfig,
             presets=cfg.PRESETS,
