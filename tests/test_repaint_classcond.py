@@ -19,7 +19,7 @@ from PIL import Image
 
 from zoo.checkpoint import load_model
 from zoo.diffusion import Chain, make_betas, repaint, reverse_step
-from zoo.diffusion.classifier import ClassifierConfig, NoisyClassifier, classifier_gradient, infer_classifier_config, load_classifier
+from zoo.diffusion.classifier import ClassifierConfig, NoisyClassifier, infer_classifier_config, load_classifier
 from zoo.diffusion.guided_unet import GuidedUNet, GuidedUNetConfig
 
 KEYS = Path(__file__).parent / "fixtures" / "guided_classifier_keys.json"
@@ -30,14 +30,13 @@ FAST = ["--set", "sampling=custom", "--set", "t_T=3", "--set", "jump_length=1", 
 def _official_config(settings: dict) -> ClassifierConfig:
     """The zoo classifier config for the official EncoderUNetModel settings."""
     C = settings["model_channels"]
-    levels = len(settings["channel_mult"])
     return ClassifierConfig(
         model_channels=C, widths=tuple(int(m * C) for m in settings["channel_mult"]), num_res_blocks=settings["num_res_blocks"],
         attention_levels=tuple(int(math.log2(ds)) for ds in settings["attention_resolutions"]), classes=settings["out_channels"],
         pool=settings["pool"], image_size=settings["image_size"] if settings["pool"] == "attention" else None,
         use_scale_shift_norm=settings.get("use_scale_shift_norm", False), resblock_updown=settings.get("resblock_updown", False),
         num_head_channels=settings["num_head_channels"],
-    ) if levels else None
+    )
 
 
 def _random_state(model: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:

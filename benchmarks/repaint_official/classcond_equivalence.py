@@ -87,7 +87,6 @@ def official_grad(classifier, scale):
 
 
 def check_unet(su, tmp: Path, image_size: int, channels: int, head_channels: int, attention: str, seed: int) -> dict:
-    from zoo.diffusion.classifier import load_classifier  # noqa: F401  (import check)
     from zoo_plugins.repaint.convert import import_checkpoint
     from zoo_plugins.repaint.model import RepaintPrior
 
