@@ -91,3 +91,29 @@ def test_defaults_are_the_plain_schedule_and_bad_values_are_one_line():
     assert jump_points(30, 3, 2) == jump_points(30, 3, 2, 1, 1, 1, 1, None, 1)
     with pytest.raises(ZooError, match="jump2_length"):
         jump_points(30, 3, 2, jump2_length=0)
+
+
+def test_sampling_walks_the_configured_schedule_and_named_modes_refuse_the_options():
+    import dataclasses
+
+    import torch
+
+    from zoo.config import apply_overrides
+    from zoo_plugins.repaint.config import PRESETS, RepaintConfig
+    from zoo_plugins.repaint.model import RepaintPrior
+    from zoo_plugins.repaint.sample import sample
+
+    cfg = apply_overrides(RepaintConfig(), {**PRESETS["tiny"], "t_T": 6, "jump_length": 3, "jump_n_sample": 2, "jump2_length": 1,
+                                            "jump2_n_sample": 2, "start_resampling": 4, "n_sample": 2})
+    model = RepaintPrior(cfg).eval()
+    images, holes = torch.zeros(1, 3, 32, 32), torch.zeros(1, 1, 32, 32)
+    holes[..., 8:20, 8:20] = 1
+    out = sample(model, cfg, images, holes, torch.Generator().manual_seed(0), progress=False)
+    expected = count_steps(jump_points(6, 3, 2, jump2_length=1, jump2_n_sample=2, start_resampling=4, n_sample=2))
+    assert (out.info["nfe"], out.info["undo_steps"]) == (expected.down, expected.up)
+    assert expected.down > count_steps(jump_points(6, 3, 2)).down
+    assert "jump2_n_sample=2" in out.info["schedule"] and "start_resampling=4" in out.info["schedule"]
+    with pytest.raises(ZooError, match="jump2_n_sample, start_resampling, n_sample: only with sampling=custom"):
+        sample(model, dataclasses.replace(cfg, sampling="published"), images, holes, torch.Generator().manual_seed(0), progress=False)
+    with pytest.raises(ZooError, match="schedule_alignment=diffusers has only jump_length"):
+        sample(model, dataclasses.replace(cfg, schedule_alignment="diffusers"), images, holes, torch.Generator().manual_seed(0), progress=False)

@@ -29,7 +29,7 @@ def sampling_settings(cfg: RepaintConfig) -> RepaintConfig:
         return cfg
     changed = [k for k, v in EXTRA_SCHEDULE.items() if getattr(cfg, k) != v]
     if changed:
-        raise ZooError(f"{', '.join(changed)} take effect with sampling=custom (now sampling={cfg.sampling}); add --set sampling=custom")
+        raise ZooError(f"{', '.join(changed)}: only with sampling=custom (now sampling={cfg.sampling}, whose schedule has none); add --set sampling=custom")
     return dataclasses.replace(cfg, **SAMPLING_MODES[cfg.sampling])
 
 
