@@ -235,3 +235,12 @@ def test_dip_ddpm_refuses_a_class_conditional_file(cli, classcond):
     root, _, _ = classcond
     r = cli("import", "dip-ddpm", root / "cc.pt", "--out", root / "d.safetensors", "--set", "num_head_channels=16")
     assert r.exit_code == 2 and "class-conditional" in r.output and "needs an unconditional prior" in r.output
+
+
+def test_dip_ddpm_refuses_a_class_conditional_repaint_checkpoint_as_its_prior(classcond):
+    from zoo.errors import ZooError
+    from zoo_plugins.dip_ddpm.convert import load_prior
+
+    root, _, _ = classcond
+    with pytest.raises(ZooError, match="class-conditional \\(5 classes\\); dip-ddpm needs an unconditional prior"):
+        load_prior(root / "cc.safetensors")
