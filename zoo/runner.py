@@ -24,7 +24,7 @@ from zoo.device import get_device
 from zoo.errors import ZooError, choices_error
 from zoo.fsutil import check_apart, check_output_dir, removed_on_failure, write_text
 from zoo.imageio import load_image, load_mask, pair_images_and_masks, readable_size, save_image
-from zoo.inpaint import inpaint, sample_seed
+from zoo.inpaint import image_names_of_batch, inpaint, sample_seed
 from zoo.plugins import get_manager
 from zoo.provenance import checkpoint_meta, dataset_manifest, versions
 from zoo.masks import mask_kind
@@ -499,7 +499,7 @@ def sample_folder(
                     if note and note not in notes:
                         notes.append(note)
                     gen = torch.Generator(device="cpu").manual_seed(sample_seed(seed, k, start + group[0]))
-                    with torch.no_grad():
+                    with torch.no_grad(), image_names_of_batch([names[chunk[i]] for i in group]):
                         result, info = inpaint(method, model, config, x, m, gen)
                     batch_info.update({key_: v for key_, v in info.items() if isinstance(v, (int, float, str))})
                     info_total.update(info)
