@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
+from zoo.errors import note_os_context
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -25,6 +27,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with open(tmp_path, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, path)
+    except Exception as exc:  # a full disk while writing names no file: say which one
+        note_os_context(exc, "write", path)
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

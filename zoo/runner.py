@@ -31,6 +31,7 @@ from zoo.masks import mask_kind
 from zoo.spec import TrainContext
 from zoo.train import Interrupted, TrainOptions, options_dict
 from zoo.train.init import init_provenance, meta_shapes, shape_problems, training_config
+from zoo.train.memory import check_training_sizes
 from zoo.train.rundir import clear_run_dir
 from zoo.train.state import CHECKPOINTS, PREFIX, resolve_resume, run_dir_of
 
@@ -152,6 +153,7 @@ def train(
     resolution = int(getattr(config, "resolution", 64))
     if steps < 1 or batch_size < 1:
         raise ZooError("--steps and --batch-size must be at least 1")
+    check_training_sizes(method, steps, batch_size, resolution, options)  # upper limits, the first batch against memory
     # the stored config says how long the run is and with what batch (also after extending it)
     fields = {f.name for f in dataclasses.fields(config)}
     config = dataclasses.replace(config, **{k: v for k, v in (("steps", steps), ("batch_size", batch_size)) if k in fields})

@@ -40,7 +40,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable
 
-from zoo.errors import QuietExit, ZooError
+from zoo.errors import EnvironmentFailure, QuietExit, ZooError, failure_line, plain_warnings
 from zoo.fsutil import write_text
 
 WORK = ".zoo-shard"  # in --out while the processes run
@@ -296,7 +296,7 @@ def _start(devices: int, kind: str, kwargs: dict[str, Any]) -> list[dict[str, An
     finally:
         shutil.rmtree(spec_dir, ignore_errors=True)
     if result is not None and result.get("error"):
-        raise ZooError(result["error"])
+        raise (EnvironmentFailure if result.get("exit_code") == 1 else ZooError)(result["error"])
     if any(codes) or result is None:
         raise RuntimeError(f"a process of --devices {devices} failed (exit codes {codes}); see its traceback above")
     return result["records"]
@@ -359,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     """One process of ``--devices N``: ``python -m zoo.shard SPEC`` (steps 1-3; process 0
     records the outcome next to SPEC for the parent)."""
     argv = sys.argv[1:] if argv is None else argv
+    plain_warnings()  # this process runs outside the CLI's warning handler
     spec_path = Path(argv[0])
     spec = json.loads(spec_path.read_text())
     rank, _ = world()
@@ -369,6 +370,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except QuietExit as exc:
         return exc.code
+    except Exception as exc:  # a full disk, out of memory: one line from the parent, like one process
+        known = failure_line(exc)
+        if known is None or rank != 0:
+            raise
+        write_text(spec_path.parent / "result.json", json.dumps({"error": known[0], "exit_code": known[1]}))
+        return known[1]
     except KeyboardInterrupt:  # Ctrl-C reached the whole group: the parent says so once
         return 130
     if rank == 0:
