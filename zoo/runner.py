@@ -151,7 +151,10 @@ def train(
     # the stored config says how long the run is and with what batch (also after extending it)
     fields = {f.name for f in dataclasses.fields(config)}
     config = dataclasses.replace(config, **{k: v for k, v in (("steps", steps), ("batch_size", batch_size)) if k in fields})
-    dataset = open_data(data, resolution=resolution, split="train", seed=seed)
+    # training augmentation from the config (each preset's published recipe); validation and
+    # evaluation open their data without it: fixed centre crops, never flipped
+    crop, flip = str(getattr(config, "crop", "center")), bool(getattr(config, "flip", False))
+    dataset = open_data(data, resolution=resolution, split="train", seed=seed, crop=crop, flip=flip)
     ctx = TrainContext(
         method=method,
         config=config,

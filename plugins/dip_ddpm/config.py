@@ -37,6 +37,9 @@ class DipDdpmConfig:
     prior: str = ""  # zoo train: take this prior instead of training (repaint/dip-ddpm checkpoint, guided-diffusion .pt, diffusers folder)
     backbone: Literal["guided", "diffusers"] = "guided"
     resolution: int = 256
+    # training augmentation (the prior trains like guided-diffusion's: centre crop, random flip); validation and evaluation always use fixed centre crops
+    crop: str = "center"  # random | center: where the training crop is taken (zoo.data)
+    flip: bool = True  # random horizontal flip of training images
     channels: int = 256
     channel_mult: tuple[int, ...] = (1, 1, 2, 2, 4, 4)
     num_res_blocks: int = 2
@@ -112,6 +115,7 @@ _DIP_PUBLISHED = {
 PRESETS: dict[str, dict[str, Any]] = {
     # seconds on a CPU; tests
     "tiny": {
+        "crop": "center", "flip": False,  # tests overfit fixed images: no augmentation
         **_PRIOR_TINY,
         "dip_input_channels": 8, "dip_channels_down": (16, 16, 16), "dip_channels_up": (16, 16, 16),
         "dip_channels_skip": (4, 4, 4), "dip_iters": 40, "dip_lr": 0.01, "dip_eval_every": 10, "dip_patience": 3,

@@ -20,6 +20,9 @@ ATTENTIONS = ("contextual", "self")
 @dataclass
 class DitMcaConfig:
     resolution: int = 256  # training image size
+    # training augmentation (DiT's train.py: centre crop + RandomHorizontalFlip (both stages)); validation and evaluation always use fixed centre crops
+    crop: str = "center"  # random | center: where the training crop is taken (zoo.data)
+    flip: bool = True  # random horizontal flip of training images
     # -- latent space: diffusers AutoencoderKL -----------------------------------------------
     vae: str = ""  # "" = train one (stage vae); a diffusers AutoencoderKL folder, or a dit-mca checkpoint
     vae_config: dict[str, Any] = field(default_factory=dict)  # AutoencoderKL config; filled from `vae` when given
@@ -136,6 +139,7 @@ _PUBLISHED: dict[str, Any] = {
 PRESETS: dict[str, dict[str, Any]] = {
     # seconds on a CPU; tests. 32 px -> 16x16 latents (2x VAE) -> 8x8 tokens
     "tiny": {
+        "crop": "center", "flip": False,  # tests overfit fixed images: no augmentation
         "resolution": 32, "vae_channels": (32, 32), "vae_layers": 1, "latent_channels": 4, "vae_steps": 30,
         "vae_lr": 2e-3, "depth": 2, "hidden_size": 64, "num_heads": 2, "patch_size": 2, "lr": 1e-3,
         "ema_decay": 0.9, "steps": 40, "batch_size": 4, "train_masks": "box",

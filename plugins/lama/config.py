@@ -17,6 +17,9 @@ from zoo.config import require
 @dataclass
 class LamaConfig:
     resolution: int = 256  # training crop size (big-lama: 256 px crops of Places)
+    # training augmentation (LaMa's `distortions` transform: RandomCrop to out_size + HorizontalFlip (its affine, perspective and colour jitter are not reproduced)); validation and evaluation always use fixed centre crops
+    crop: str = "random"  # random | center: where the training crop is taken (zoo.data)
+    flip: bool = True  # random horizontal flip of training images
     # -- generator: FFC-ResNet ----------------------------------------------------------
     ngf: int = 64  # channels after the 7x7 stem; doubles at each downsampling
     n_downsampling: int = 3  # stride-2 FFC convs (sampling pads to a multiple of 2**n)
@@ -67,6 +70,7 @@ class LamaConfig:
 
 LAMA_PRESETS = {
     "tiny": {
+        "crop": "center", "flip": False,  # tests overfit fixed images: no augmentation
         "resolution": 32,
         "ngf": 8,
         "n_blocks": 2,

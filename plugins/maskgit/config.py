@@ -24,6 +24,9 @@ Schedule = Literal["cosine", "linear", "square", "cubic", "sqrt", "log", "exp"]
 @dataclass
 class MaskGITConfig:
     resolution: int = 256  # training crop; tokens are resolution / 2**(len(vq_channels) - 1) per side
+    # training augmentation (VQGAN/MaskGIT on ImageNet: random crops (taming's ImageNetTrain random_crop=True) and horizontal flips (both stages)); validation and evaluation always use fixed centre crops
+    crop: str = "random"  # random | center: where the training crop is taken (zoo.data)
+    flip: bool = True  # random horizontal flip of training images
     # -- what `zoo train` runs ----------------------------------------------------------------
     stage: Literal["both", "tokenizer", "transformer"] = "both"  # both: tokenizer, then transformer on its tokens
     #: an existing tokenizer instead of training one: a diffusers VQModel folder (config.json +
@@ -143,6 +146,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # seconds on a CPU; tests. 32 px with tokens at 1/4 (8 x 8 = 64 tokens: at 1/8 only 16
     # tokens are left, too few for a decoding schedule to matter)
     "tiny": {
+        "crop": "center", "flip": False,  # tests overfit fixed images: no augmentation
         "resolution": 32, "vq_channels": (16, 32, 32), "vq_layers_per_block": 1, "vq_latent_channels": 16,
         "vq_embed_dim": 16, "codebook_size": 128, "vq_norm_groups": 8, "tokenizer_steps": 30, "tokenizer_lr": 2e-3,
         "perceptual_weight": 0.0, "adv_weight": 0.1, "disc_start": 20, "disc_channels": 8, "disc_layers": 2,

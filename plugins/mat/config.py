@@ -19,6 +19,9 @@ NOISE_MODES = ("random", "const", "none")
 @dataclass
 class MatConfig:
     resolution: int = 512  # training size; a power of two (the generator's layout follows it)
+    # training augmentation (MAT: a random 512 crop of the whole Places image (reflect-padded when smaller) and x-flips); validation and evaluation always use fixed centre crops
+    crop: str = "random"  # random | center: where the training crop is taken (zoo.data)
+    flip: bool = True  # random horizontal flip of training images
     # -- style manipulation: mapping network z -> w ---------------------------------------
     z_dim: int = 512  # noise z
     w_dim: int = 512  # style w
@@ -125,6 +128,7 @@ class MatConfig:
 
 MAT_PRESETS = {
     "tiny": {
+        "crop": "center", "flip": False,  # tests overfit fixed images: no augmentation
         "resolution": 32,
         "z_dim": 32,
         "w_dim": 32,

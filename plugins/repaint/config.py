@@ -12,6 +12,9 @@ class RepaintConfig:
     # -- the prior: guided-diffusion UNet (Dhariwal & Nichol 2021) --------------------------
     backbone: Literal["guided", "diffusers"] = "guided"  # diffusers: imported UNet2DModel folder
     resolution: int = 256  # training size; attention_resolutions refer to it
+    # training augmentation (guided-diffusion's load_data: random_crop=False (centre crop), random_flip=True); validation and evaluation always use fixed centre crops
+    crop: str = "center"  # random | center: where the training crop is taken (zoo.data)
+    flip: bool = True  # random horizontal flip of training images
     channels: int = 256  # base width C ("num_channels")
     channel_mult: tuple[int, ...] = (1, 1, 2, 2, 4, 4)  # width multiplier per level
     num_res_blocks: int = 2  # residual blocks per level
@@ -102,6 +105,7 @@ _PUBLISHED = {
 PRESETS: dict[str, dict[str, Any]] = {
     # seconds on a CPU; tests
     "tiny": {
+        "crop": "center", "flip": False,  # tests overfit fixed images: no augmentation
         "resolution": 32, "channels": 32, "channel_mult": (1, 2), "num_res_blocks": 1,
         "attention_resolutions": (16,), "num_head_channels": 16, "diffusion_steps": 1000,
         "lr": 1e-3, "ema_decay": 0.9, "steps": 40, "batch_size": 4,
