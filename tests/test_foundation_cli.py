@@ -43,7 +43,7 @@ def test_list_and_wildcard(cli):
 def test_info_shows_fields_presets_and_paper(cli):
     data = json.loads(cli("info", "conv-l1", "--json").output)
     assert data["family"] == "regression"
-    assert set(data["presets"]) == {"tiny", "base"}
+    assert set(data["presets"]) == {"tiny", "small", "base"}
     fields = {f["name"]: f for f in data["config_fields"]}
     assert fields["channels"]["default"] == 32 and fields["channels"]["type"] == "int"
     assert data["preset_values"]["tiny"]["channels"] == 16
