@@ -68,14 +68,14 @@ def train_cmd(
     from zoo.errors import ZooError
     from zoo.plugins import get_manager
     from zoo.train import Interrupted, TrainOptions
-    from zoo.train import launch
+    from zoo.train import budget, launch
 
     try:
         budget_s = parse_duration(time_budget) if time_budget is not None else None
     except ZooError as exc:
         raise ZooError(f"--time-budget: {exc}") from None
     if budget_s is not None and steps is not None:
-        raise ZooError(runner.BUDGET_WITH_STEPS)
+        raise ZooError(budget.BUDGET_WITH_STEPS)
     spec = get_manager().method(method)
     options = TrainOptions(
         time_budget_s=budget_s,
