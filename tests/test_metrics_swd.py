@@ -61,6 +61,8 @@ def test_descriptor_shapes_and_hole_centres():
     imgs, masks = _shapes(3), _box_masks(3)
     d = S.descriptors(imgs)
     assert sorted(d) == ["L16", "L32"] and d["L32"].shape == (3, S.PER_IMAGE, 3 * 7 * 7)
+    odd = S.descriptors(torch.zeros(1, 3, 33, 40))  # levels named by their own size: 33 -> 17 px
+    assert sorted(odd) == ["L17", "L33"]
     # hole centres: every centre is a hole pixel of that level's (area-downsampled) mask
     hole = torch.zeros(32, 32, dtype=torch.bool)
     hole[10:20, 12:14] = True
@@ -188,3 +190,15 @@ def test_swd_hole_needs_masks_and_swd_refuses_mixed_sizes(tmp_path):
             Image.fromarray(render(0, 1, 12)).save(f)
     res = CliRunner().invoke(app, ["score", "--pred", str(pred), "--gt", str(gt), "--metric", "swd", "--bootstrap", "0"])
     assert res.exit_code == 2 and "at least 16 px" in res.output
+
+
+def test_zoo_compare_reports_swd_per_level(tmp_path, cli):
+    out = tmp_path / "cmp"
+    res = cli("compare", "--metric", "swd,swd-hole", "--data", "shapes", "--masks", "box", "--methods", "telea",
+              "--out", out, "--count", "4", "--size", "32", "--bootstrap", "0")
+    assert res.exit_code == 0, res.output
+    report = (out / "report.md").read_text()
+    assert "## swd per level" in report and "## swd-hole per level" in report and "| 32px | 16px |" in report
+    results = json.loads((out / "results.json").read_text())
+    text = json.dumps(results)
+    assert '"detail": {"32px"' in text

@@ -138,7 +138,7 @@ def descriptors(images: torch.Tensor, masks: torch.Tensor | None = None, *, star
             hole = F.interpolate(masks.detach().cpu().float(), size=(lh, lw), mode="area")[:, 0] >= 0.5
         ys, xs, valid = zip(*(_centres(None if hole is None else hole[i], lh, lw, np.random.default_rng([seed, li, start + i]))
                               for i in range(b)))
-        key = f"L{res[li]}"
+        key = f"L{min(lh, lw)}"  # the level's own size (odd sizes round up, as cv2.pyrDown)
         out[key] = _gather(level, np.stack(ys), np.stack(xs)).numpy().astype(np.float32)
         if masks is not None:
             out[key + ".valid"] = np.stack(valid).astype(np.uint8)
