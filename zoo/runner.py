@@ -25,7 +25,7 @@ from zoo.plugins import get_manager
 from zoo.provenance import checkpoint_meta, dataset_manifest, versions
 from zoo.masks import mask_kind
 from zoo.spec import TrainContext
-from zoo.train import Interrupted, TrainOptions, options_dict
+from zoo.train import Interrupted, TrainOptions, budget, options_dict
 from zoo.train.init import init_provenance, meta_shapes, shape_problems, training_config
 from zoo.train.memory import check_training_sizes
 from zoo.train.rundir import clear_run_dir
@@ -109,7 +109,7 @@ def train(
     options = options or TrainOptions()
     get_device(getattr(options, "device", None))  # an unknown or missing device: one line now
     if steps is not None and getattr(options, "time_budget_s", None) is not None:
-        raise ZooError(BUDGET_WITH_STEPS)
+        raise ZooError(budget.BUDGET_WITH_STEPS)
     previous: dict[str, Any] | None = None
     if getattr(options, "resume", None):
         ckpt_dir, previous = _resume_settings(options.resume, method)
@@ -154,7 +154,9 @@ def train(
     # the stored config says how long the run is and with what batch (also after extending it)
     fields = {f.name for f in dataclasses.fields(config)}
     config = dataclasses.replace(config, **{k: v for k, v in (("steps", steps), ("batch_size", batch_size)) if k in fields})
-    dataset = open_data(data, resolution=resolution, split="train", seed=seed)
+    # training augmentation (the config's crop / flip); validation and evaluation: fixed centre crops
+    crop, flip = str(getattr(config, "crop", "center")), bool(getattr(config, "flip", False))
+    dataset = open_data(data, resolution=resolution, split="train", seed=seed, crop=crop, flip=flip)
     ctx = TrainContext(
         method=method,
         config=config,
@@ -223,26 +225,9 @@ def _train_run(manager: Any, ctx: TrainContext, previous: dict[str, Any] | None,
         if getattr(ctx, "init_provenance", None):
             provenance.update(kind="fine-tuned", init=ctx.init_provenance)  # type: ignore[attr-defined]
         save_checkpoint(path, result.state_dict, checkpoint_meta(method, config, preset, result.step, provenance))
-        run_info["budget"] = budget_record(options, result)
+        run_info["budget"] = budget.budget_record(options, result)
         write_text(ctx.out_dir / "run.json", json.dumps(run_info, indent=2, default=str))
     return path
-
-
-BUDGET_WITH_STEPS = ("--time-budget and --steps both given: a budgeted run trains until its time is spent, whatever the step count; "
-                     "give --time-budget alone (or --steps alone for a fixed length)")
-
-
-def budget_record(options: Any, result: Any) -> dict[str, Any]:
-    """RUN/run.json's ``budget``: the wall-clock budget (None: trained by steps), the steps
-    reached and the seconds spent, in all and per stage (each stage's seconds include the
-    earlier runs of a resumed stage)."""
-    stages = list(getattr(result, "stages", None) or [])
-    return {
-        "time_budget_s": getattr(options, "time_budget_s", None),
-        "steps_reached": int(result.step),
-        "seconds": round(sum(float(s.get("seconds") or 0.0) for s in stages), 3),
-        "stages": stages,
-    }
 
 
 def _init_config(manager: Any, spec: Any, method: str, init: str | Path, preset: str | None, overrides: dict[str, Any] | None) -> tuple[Any, str]:

@@ -69,7 +69,7 @@ def train_cmd(
     from zoo.errors import ZooError
     from zoo.plugins import get_manager
     from zoo.train import Interrupted, TrainOptions
-    from zoo.train import launch
+    from zoo.train import budget, launch
     from zoo.device import check_devices
     from zoo.train.rundir import check_run_dir
 
@@ -78,7 +78,7 @@ def train_cmd(
     except ZooError as exc:
         raise ZooError(f"--time-budget: {exc}") from None
     if budget_s is not None and steps is not None:
-        raise ZooError(runner.BUDGET_WITH_STEPS)
+        raise ZooError(budget.BUDGET_WITH_STEPS)
     spec = get_manager().method(method)
     options = TrainOptions(
         time_budget_s=budget_s,
