@@ -64,12 +64,16 @@ class Refined:
 
 
 def _gaussian_blur5(x: torch.Tensor) -> torch.Tensor:
-    """5x5 Gaussian blur, sigma 1, reflect border (kornia ``gaussian_blur2d`` as LaMa calls it)."""
+    """5x5 Gaussian blur, sigma 1, reflect border (kornia ``gaussian_blur2d`` as LaMa calls it),
+    separable: rows, then columns, as kornia sums (bit-equal to it; a 2D kernel differs by
+    rounding, which Adam's normalised steps can grow to ~1e-4 over a few iterations)."""
+    c = x.shape[1]
     t = torch.arange(5, device=x.device, dtype=torch.float32) - 2
     g = torch.exp(-(t**2) / 2.0)
-    g = g / g.sum()
-    kernel = (g[:, None] * g[None, :]).to(x.dtype).expand(x.shape[1], 1, 5, 5)  # (C, 1, 5, 5)
-    return F.conv2d(F.pad(x, (2, 2, 2, 2), mode="reflect"), kernel, groups=x.shape[1])
+    g = (g / g.sum()).to(x.dtype)
+    x = F.pad(x, (2, 2, 2, 2), mode="reflect")
+    x = F.conv2d(x, g.view(1, 1, 1, 5).expand(c, 1, 1, 5), groups=c)  # along W
+    return F.conv2d(x, g.view(1, 1, 5, 1).expand(c, 1, 5, 1), groups=c)  # along H
 
 
 def _half(x: torch.Tensor) -> torch.Tensor:
