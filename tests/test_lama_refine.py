@@ -121,6 +121,21 @@ def test_over_the_pixel_budget_it_refines_smaller_and_returns_the_input_size():
     assert torch.equal(out.images[known], images[known])
 
 
+@pytest.mark.parametrize("size, scales", [((9, 20), 1), ((17, 17), 1), ((18, 40), 2), ((13, 70), 1)])
+def test_small_images_refine_without_failing(size, scales):
+    """Sizes where the official refiner would fail with min_side 1 (a coarse scale of 1-4 px,
+    pads larger than the side): the pyramid stops while the bottleneck keeps 2 px."""
+    model, config = tiny(refine_min_side="1", refine_n_iters="2")
+    images = torch.rand(1, 3, *size) * 2 - 1
+    masks = torch.zeros(1, 1, *size)
+    masks[..., 1:-1, 1:-1] = 1
+    result = refine_inpaint(model, images, masks, config)
+    out = result.images
+    assert result.info["refine_scales"] == scales
+    assert out.shape == images.shape and torch.isfinite(out).all()
+    assert torch.equal(out[masks.expand_as(images) == 0], images[masks.expand_as(images) == 0])
+
+
 def test_ellipse_and_erosion():
     kernel = ellipse_kernel(15)
     # OpenCV's 15x15 MORPH_ELLIPSE: row widths (cells set per row)

@@ -120,8 +120,11 @@ def image_mask_pyramid(image: torch.Tensor, mask: torch.Tensor, config: LamaConf
     1. over ``refine_px_budget`` pixels: bilinear resize by sqrt(budget / (H W)) (the mask
        resized the same and every touched cell made hole);
     2. ``n = min(1 + round(max(0, log2(min(H, W) / refine_min_side))), refine_max_scales)``;
-    3. n - 1 pyramid steps (blur + halve; masks grow to every touched cell).
+    3. n - 1 pyramid steps (blur + halve; masks grow to every touched cell), none that
+       would make a side 2**n_downsampling px or less (the generator's bottleneck would be
+       1 px, too small for its reflect-padded convolutions).
     """
+    smallest = 2**config.n_downsampling
     h, w = image.shape[-2:]
     if h * w > config.refine_px_budget:
         ratio = math.sqrt(config.refine_px_budget / float(h * w))
@@ -132,6 +135,8 @@ def image_mask_pyramid(image: torch.Tensor, mask: torch.Tensor, config: LamaConf
     n = min(1 + int(round(max(0.0, math.log2(min(h, w) / config.refine_min_side)))), config.refine_max_scales)
     images, masks = [image], [mask]
     for _ in range(n - 1):
+        if min(images[-1].shape[-2:]) // 2 <= smallest:  # the official code fails there
+            break
         images.append(pyr_down(images[-1]))
         masks.append(pyr_down_mask(masks[-1]))
     return images[::-1], masks[::-1]
@@ -143,6 +148,16 @@ def split_generator(model: LaMa) -> tuple[torch.nn.Sequential, torch.nn.Sequenti
     layers = model.generator.model
     first = next(i for i, layer in enumerate(layers) if isinstance(layer, FFCResnetBlock))
     return layers[:first], layers[first:]
+
+
+def _pad_reflect(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad bottom/right to a multiple by reflection (the refiner's ``pad_tensor_to_modulo``);
+    a pad as large as the side, where reflection is undefined, mirrors symmetrically."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if not (ph or pw):
+        return x
+    return F.pad(x, (0, pw, 0, ph), mode="reflect") if ph < h and pw < w else symmetric_pad(x, ph, pw)
 
 
 def refinement_loss(pred: torch.Tensor, image: torch.Tensor, mask: torch.Tensor, ref: torch.Tensor,
@@ -174,9 +189,7 @@ def refine_scale(front: torch.nn.Module, rear: torch.nn.Module, image: torch.Ten
     4. composite the last prediction and crop.
     """
     h, w = image.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    image = F.pad(image, (0, pw, 0, ph), mode="reflect") if ph or pw else image
-    mask = F.pad(mask, (0, pw, 0, ph), mode="reflect") if ph or pw else mask
+    image, mask = _pad_reflect(image, multiple), _pad_reflect(mask, multiple)
     mask = (mask >= _EPS).to(image.dtype)
     with torch.no_grad():
         feats = front(torch.cat([image * (1 - mask), mask], dim=1))  # (local, global) at 1/8
