@@ -60,3 +60,17 @@ def image_folder(tmp_path) -> tuple[Path, Path]:
         m[8 + i : 24 + i, 10:30] = 255
         Image.fromarray(m).save(masks / f"img{i}.png")
     return images, masks
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "fuzz: the fuzzer's long profile; runs only with `pytest -m fuzz` (for $ZOO_FUZZ_SECONDS seconds)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``fuzz`` run only when asked for with ``-m``; the normal suite leaves them out."""
+    if config.getoption("markexpr"):
+        return
+    chosen = [item for item in items if item.get_closest_marker("fuzz") is None]
+    if len(chosen) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("fuzz") is not None])
+        items[:] = chosen
