@@ -543,3 +543,22 @@ def test_fuzz_long(conv_ckpt):
     for key, (n, text) in failures.items():
         print(f"\n[fuzz] === {key} (seen {n} time(s)) ===\n{text}")
     assert not failures, f"{len(failures)} distinct failure(s); see the output above"
+
+
+# -- what the fuzzer found (each fixed; one plain test per finding) -------------------------------
+def _one_line_error(res: Outcome, *words: str) -> str:
+    assert res.crash is None and "Traceback" not in res.stderr, res.crash or res.stderr
+    errors = [line for line in res.stderr.splitlines() if line.startswith("Error:")]
+    assert res.code == 2 and len(errors) == 1, (res.code, res.stderr)
+    assert all(w in errors[0] for w in words), errors[0]
+    return errors[0]
+
+
+def test_score_refuses_a_batch_size_or_bootstrap_below_its_minimum(tmp_path):
+    """Found by the fuzzer: ``zoo score --batch-size 0`` was a ValueError traceback (range step 0)."""
+    for folder in ("gt", "pred"):
+        write_file(tmp_path / folder, "im0", FileSpec("RGB", 7, 5, "PNG", "", "none", 1))
+    base = ["score", "--pred", "pred", "--gt", "gt", "--metric", "psnr"]
+    _one_line_error(invoke(base + ["--batch-size", "0"], tmp_path), "--batch-size 0", "at least 1")
+    _one_line_error(invoke(base + ["--bootstrap", "-1"], tmp_path), "--bootstrap -1")
+    assert invoke(base + ["--batch-size", "1", "--bootstrap", "0"], tmp_path).code == 0
