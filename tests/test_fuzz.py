@@ -296,11 +296,10 @@ def run_sample_case(case, ckpt: Path) -> None:
     opts = dict(opts)
     method, out, set_item = opts.pop("method"), opts.pop("--out"), opts.pop("--set")
     with Workspace() as ws:
-        pairs = []
         for i, (name, ispec, mspec) in enumerate(zip(names, images, masks)):
-            img = write_file(ws / "images", name, ispec)
-            msk = None if drop_mask == i else write_file(ws / "masks", name, mspec, mask=True)
-            pairs.append((img, msk))
+            write_file(ws / "images", name, ispec)
+            if drop_mask != i:
+                write_file(ws / "masks", name, mspec, mask=True)
         (ws / "masks").mkdir(exist_ok=True)
         args = ["sample", method, "--images", "images", "--masks", "masks", "--out", out]
         if method == "conv-l1":
@@ -315,6 +314,11 @@ def run_sample_case(case, ckpt: Path) -> None:
             return
         outdir = ws / out
         k = int(opts["--num-samples"])
+        from zoo.imageio import list_images, pair_images_and_masks  # which files are images is the zoo's call (suffixes); each one needs an output
+
+        keys = [p.relative_to(ws / "images").with_suffix("").as_posix() for p in list_images(ws / "images")]
+        assert len(keys) == len(set(keys)), f"zoo sample {args}: exit 0 although two images share a name ({sorted(keys)}): one was dropped\n{res.stderr}"
+        pairs = pair_images_and_masks(ws / "images", ws / "masks")
         produced = sorted(p.relative_to(outdir).as_posix() for p in outdir.rglob("*") if p.is_file())
         expected = sorted(f"{img.relative_to(ws / 'images').with_suffix('').as_posix()}{f'_s{j}' if k > 1 else ''}.png"
                           for img, _ in pairs for j in range(k))
@@ -508,7 +512,10 @@ def test_in_process_runs_match_the_real_command(tmp_path):
 def _signature(exc: BaseException) -> str:
     """What makes two failures the same: the kind of check and the message's first line,
     with temporary paths and numbers blurred."""
-    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    lines = str(exc).splitlines()
+    first = lines[0] if lines else type(exc).__name__
+    if "escaped the CLI" in first:  # name the exception: the traceback's last line
+        first += " " + next((line.strip() for line in reversed(lines) if re.match(r"^\s*\w[\w.]*(Error|Exception|Warning)\b", line)), "")
     first = re.sub(r"/tmp/\S+", "<tmp>", first)
     first = re.sub(r"\d+", "N", first)
     return f"{type(exc).__name__}: {first}"
@@ -538,6 +545,8 @@ def test_fuzz_long(conv_ckpt):
             n, text = failures.get(key, (0, ""))
             failures[key] = (n + 1, text or "".join(traceback.format_exception(exc))[-6000:])
             print(f"\n[fuzz] failure in {name} ({len(failures)} distinct so far): {key}", flush=True)
+            if n == 0:
+                print(failures[key][1], flush=True)
         print(f"[fuzz] {CASES['count']} cases in {time.monotonic() - start:.0f} s", flush=True)
     print(f"\n[fuzz] {CASES['count']} cases tried in {time.monotonic() - start:.0f} s; {len(failures)} distinct failure(s)")
     for key, (n, text) in failures.items():
