@@ -11,10 +11,14 @@ from typing import Callable, Iterator
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, inside: str | os.PathLike | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is fsynced and renamed over
-    ``path`` in one step, on failure it is removed."""
+    ``path`` in one step, on failure it is removed. Missing parent folders are made, but not
+    ``inside`` (the command's output folder, made earlier): when it is gone the write is
+    refused (:func:`still_there`)."""
     path = Path(path)
+    if inside is not None:
+        still_there(inside)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -41,8 +45,8 @@ def _umask() -> int:
     return mask
 
 
-def write_text(path: str | os.PathLike, text: str) -> None:
-    with atomic_path(path) as tmp:
+def write_text(path: str | os.PathLike, text: str, inside: str | os.PathLike | None = None) -> None:
+    with atomic_path(path, inside) as tmp:
         tmp.write_text(text)
 
 
@@ -69,6 +73,16 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 # -- outputs of a command: never over an input, never over someone else's files ------------------
+def still_there(folder: str | os.PathLike) -> None:
+    """Refuse to go on writing into ``folder`` (which the command made or checked) once it is
+    gone: :func:`atomic_path` would make it again, and the files written before would be lost
+    without a word."""
+    from zoo.errors import ZooError
+
+    if not Path(folder).is_dir():
+        raise ZooError(f"the output folder {folder} was removed while the command ran (the files written into it are gone); run the command again")
+
+
 def check_output_dir(out: str | os.PathLike, inputs: dict[str, str | os.PathLike | None], overwrite: bool = False, flag: str = "--out",
                      remedy: str = "choose a new folder, or pass --overwrite to replace the files this command writes") -> Path:
     """Refuse an output folder that is a file, that is, contains or lies inside one of

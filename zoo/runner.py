@@ -22,7 +22,7 @@ from zoo.config import apply_overrides, coerce, config_from_dict, config_to_dict
 from zoo.data import open_data
 from zoo.device import get_device
 from zoo.errors import ZooError, choices_error
-from zoo.fsutil import check_output_dir, removed_on_failure, write_text
+from zoo.fsutil import check_output_dir, removed_on_failure, still_there, write_text
 from zoo.imageio import load_image, load_mask, pair_images_and_masks, readable_size, save_image
 from zoo.inpaint import inpaint, sample_seed
 from zoo.plugins import get_manager
@@ -207,6 +207,7 @@ def _train_run(manager: Any, ctx: TrainContext, previous: dict[str, Any] | None,
         provenance: dict[str, Any] = {"kind": "trained", "data": str(data), "seed": seed}
         if getattr(ctx, "init_provenance", None):
             provenance.update(kind="fine-tuned", init=ctx.init_provenance)  # type: ignore[attr-defined]
+        still_there(ctx.out_dir)
         save_checkpoint(path, result.state_dict, checkpoint_meta(method, config, preset, result.step, provenance))
     return path
 
@@ -434,12 +435,12 @@ def sample_folder(
                     batch_info.update({key_: v for key_, v in info.items() if isinstance(v, (int, float, str))})
                     info_total.update(info)
                     for j, i in enumerate(group):
-                        save_image(out_path(k, chunk[i]), result[j])
+                        save_image(out_path(k, chunk[i]), result[j], inside=out_dir)
                     bar.update(len(group))
                     if "nfe" in info:
                         bar.set_postfix(nfe=info["nfe"])
                 mine[key] = batch_info
-                write_text(progress_file, json.dumps({"fingerprint": fingerprint, "done": mine}))
+                write_text(progress_file, json.dumps({"fingerprint": fingerprint, "done": mine}), inside=out_dir)
     if alone:
         shutil.rmtree(out_dir / PROGRESS_DIR, ignore_errors=True)  # complete: only the images stay
     return SampleReport(count=count, out_dir=out_dir, info=info_total, notes=notes, resumed=already)
