@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -56,20 +55,13 @@ def remount(path: Path, opts: str) -> None:
 
 def fill(disk: Path) -> None:
     """Take every free byte of ``disk`` with ``disk/filler``."""
-    with open(disk / "filler", "ab") as fh:
-        block = b"\0" * (1 << 16)
-        try:
-            while True:
-                fh.write(block)
-                fh.flush()
-        except OSError:
-            pass
-        try:  # the last partial block
-            while True:
-                fh.write(b"\0" * 512)
-                fh.flush()
-        except OSError:
-            pass
+    with open(disk / "filler", "ab", buffering=0) as fh:  # unbuffered: nothing left to flush (and fail) on close
+        for block in (1 << 16, 512, 1):
+            try:
+                while fh.write(b"\0" * block):
+                    pass
+            except OSError:
+                pass
 
 
 def inject(fault: str, disk: Path, out: Path) -> None:
@@ -171,15 +163,15 @@ def test_sample_output_fault(tmp_path, monkeypatch, fault):
         finished = sorted(out.glob("*.png")) if out.exists() else []
         for p in finished:  # whatever carries a final name is whole
             assert p.read_bytes() == (tmp_path / "ref" / p.name).read_bytes(), p
-        if fault != "deleted":
-            assert [p.name for p in finished] == ["im0.png", "im1.png"], finished  # the finished batch is kept for the rerun
+        if fault != "deleted":  # the finished batch is kept for the rerun (an image of the unfinished one may be there too, whole)
+            assert {"im0.png", "im1.png"} <= {p.name for p in finished} <= {"im0.png", "im1.png", "im2.png"}, finished
         clear(fault, disk)
-        before = {p.name: p.stat().st_mtime_ns for p in finished}
+        before = {p.name: p.stat().st_mtime_ns for p in finished if p.name in ("im0.png", "im1.png")}
         again = zoo(*common, "--out", out, cwd=tmp_path)
         assert again.exit_code == 0, again.stderr
         if fault != "deleted":
             assert "2 more were already there" in again.stdout, again.stdout
-        assert {p.name: p.stat().st_mtime_ns for p in finished} == before  # not sampled again
+        assert {name: (out / name).stat().st_mtime_ns for name in before} == before  # the finished batch is not sampled again
         assert sorted(p.name for p in out.iterdir()) == [f"im{i}.png" for i in range(6)]
         for i in range(6):
             assert (out / f"im{i}.png").read_bytes() == (tmp_path / "ref" / f"im{i}.png").read_bytes()
@@ -204,8 +196,9 @@ def test_compare_output_fault(tmp_path, monkeypatch, fault):
         for name in finished:
             with Image.open(pred / name) as im:
                 im.load()  # whole
-        if fault != "deleted":
-            assert sorted(finished) == ["000000.png", "000001.png"], finished
+        if fault != "deleted":  # the finished batch is kept (an image of the unfinished one may be there too, whole)
+            assert {"000000.png", "000001.png"} <= set(finished) <= {"000000.png", "000001.png", "000002.png"}, finished
+            finished = {k: v for k, v in finished.items() if k in ("000000.png", "000001.png")}
         assert not (out / "results.json").exists()
         clear(fault, disk)
         again = zoo(*common, "--out", out, "--json", cwd=tmp_path)
@@ -241,6 +234,7 @@ def test_train_output_fault(tmp_path, monkeypatch, fault):
                 with safe_open(str(f), framework="pt") as fh:
                     for key in fh.keys():
                         fh.get_tensor(key)
+        kept = {c.name: c.stat().st_mtime_ns for c in ckpts}
         clear(fault, disk)
         again = zoo(*(common if fault == "deleted" else ["train", "conv-l1", "--resume", run, "--no-tensorboard"]), *(["--out", run] if fault == "deleted" else []),
                     cwd=tmp_path)
@@ -248,5 +242,5 @@ def test_train_output_fault(tmp_path, monkeypatch, fault):
         assert (run / "model.safetensors").is_file()
         info = json.loads((run / "run.json").read_text())
         assert len(info["commands"]) == (1 if fault == "deleted" else 2)  # the rerun continued the run (--resume) or started afresh
-        if fault != "deleted":
-            assert re.search(r"step[ _]?1\b|from step 1|resum", again.stderr + again.stdout, re.I), again.stderr + again.stdout
+        assert {name: (run / "checkpoints" / name).stat().st_mtime_ns for name in kept} == kept  # step 1 is continued, not redone
+        assert sorted(c.name for c in (run / "checkpoints").glob("step_*"))[-1] == "step_0000003"
