@@ -62,15 +62,20 @@ def image_folder(tmp_path) -> tuple[Path, Path]:
     return images, masks
 
 
+ON_REQUEST = ("fuzz", "scaleout")  # markers of tests that run only when asked for with -m
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "fuzz: the fuzzer's long profile; runs only with `pytest -m fuzz` (for $ZOO_FUZZ_SECONDS seconds)")
+    config.addinivalue_line("markers", "scaleout: two-machine accelerate launches killed mid-run (minutes on 2 cores); only with `pytest -m scaleout`")
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``fuzz`` run only when asked for with ``-m``; the normal suite leaves them out."""
+    """Tests marked with one of :data:`ON_REQUEST` run only when asked for with ``-m``; the
+    normal suite leaves them out."""
     if config.getoption("markexpr"):
         return
-    chosen = [item for item in items if item.get_closest_marker("fuzz") is None]
-    if len(chosen) != len(items):
-        config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("fuzz") is not None])
-        items[:] = chosen
+    asked = [item for item in items if not any(item.get_closest_marker(m) for m in ON_REQUEST)]
+    if len(asked) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in asked])
+        items[:] = asked
