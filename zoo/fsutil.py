@@ -114,8 +114,14 @@ def removed_on_failure(*paths: str | os.PathLike, keep: Callable[[], bool] | Non
     import shutil
 
     snapshot: dict[Path, set[Path] | None] = {}
+    made: dict[Path, Path] = {}  # a path that did not exist -> its highest folder that did not either (made on the way)
     for p in map(Path, paths):
         snapshot[p] = {f for f in p.rglob("*")} if p.is_dir() else (None if not p.exists() else set())
+        if snapshot[p] is None:
+            top = p
+            while top.parent != top and not top.parent.exists():
+                top = top.parent
+            made[p] = top
     try:
         yield
     except Exception:
@@ -127,6 +133,13 @@ def removed_on_failure(*paths: str | os.PathLike, keep: Callable[[], bool] | Non
                     shutil.rmtree(p, ignore_errors=True)
                 elif p.exists():
                     p.unlink()
+                folder = p
+                while folder != made[p]:  # the parent folders made on the way, while nothing else is in them
+                    folder = folder.parent
+                    try:
+                        folder.rmdir()
+                    except OSError:
+                        break
             elif p.is_dir():
                 for f in sorted(p.rglob("*"), key=lambda x: len(x.parts), reverse=True):
                     if f not in before:
