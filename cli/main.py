@@ -142,9 +142,9 @@ def app() -> None:
 
 
 def _register() -> None:
-    from zoo_cli.commands import bench, catalog, compare, data, extras, fetch, importer, masks, sample, score, train
+    from zoo_cli.commands import bench, catalog, compare, data, extras, fetch, importer, masks, sample, score, serve, train
 
-    for module in (catalog, train, sample, score, compare, importer, fetch, data, masks, extras, bench):
+    for module in (catalog, train, sample, score, compare, importer, fetch, data, masks, extras, bench, serve):
         for command in module.COMMANDS:
             app.add_command(command)
     # plugins' commands: ZooGroup._add_plugin_commands, on the first lookup of a command

@@ -19,7 +19,7 @@ import pytest
 
 #: Never imported by a catalog command (torch is the must; the others come with it or are
 #: as heavy).
-HEAVY = ("torch", "numpy", "PIL", "cv2", "scipy", "sklearn", "skimage", "matplotlib", "torchvision", "timm", "diffusers", "accelerate", "safetensors", "lpips", "torch_fidelity")
+HEAVY = ("torch", "numpy", "PIL", "cv2", "scipy", "sklearn", "skimage", "matplotlib", "torchvision", "timm", "diffusers", "accelerate", "safetensors", "lpips", "torch_fidelity", "fastapi", "uvicorn", "starlette")
 #: The modules of a plugin that registering it may import.
 PLUGIN_REGISTRATION = ("hooks", "config")
 REGISTRATION_HOOKS = ("zoo_register_methods", "zoo_register_metrics", "zoo_register_datasets", "zoo_register_mask_generators")

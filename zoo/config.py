@@ -223,3 +223,27 @@ def describe_fields(cls: type, config: Any | None = None) -> list[dict[str, Any]
             }
         )
     return rows
+
+
+_DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """A wall-clock duration -> seconds: ``90s``, ``15m``, ``2h``, ``1h30m``, ``1.5h``, or a
+    bare number of seconds (``45``). Units run from hours down to seconds, each at most
+    once. Zero, negative and unreadable durations are a one-line :class:`ZooError`."""
+    import re
+
+    raw = str(text).strip().lower().replace(" ", "")
+    number = r"(\d+(?:\.\d*)?|\.\d+)"
+    match = re.fullmatch(rf"(?:{number}h)?(?:{number}m)?(?:{number}s)?", raw) if raw else None
+    if raw and re.fullmatch(number, raw):
+        seconds = float(raw)
+    elif match and any(match.groups()):
+        seconds = sum(float(v) * unit for v, unit in zip(match.groups(), _DURATION_UNITS.values()) if v)
+    else:
+        sign = " (a duration cannot be negative)" if raw.startswith("-") else ""
+        raise ZooError(f"duration {text!r} is not readable{sign}; give a positive number with a unit, e.g. 90s, 15m, 2h or 1h30m")
+    if not seconds > 0 or seconds == float("inf"):
+        raise ZooError(f"duration {text!r} must be more than 0 seconds, e.g. 90s, 15m, 2h or 1h30m")
+    return seconds

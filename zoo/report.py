@@ -142,6 +142,7 @@ def markdown(res, order: list[int], plots: dict[str, str], grid: str | None) -> 
     if extra:
         lines += ["", "## Method-specific numbers (plugin `zoo_score` hook)", "", "| method | number | value |", "|---|---|---|"]
         lines += [f"| {a} | {b} | {_fmt(v)} |" for a, b, v in extra]
+    lines += _detail_lines(res, order)
     bins = bin_order([b for e in res.entries for b in e.score.bins])
     if bins:
         lines += ["", "## Per hole-ratio bin", ""]
@@ -165,6 +166,21 @@ def markdown(res, order: list[int], plots: dict[str, str], grid: str | None) -> 
     if res.warnings:
         lines += ["## Warnings", ""] + [f"- {w}" for w in res.warnings] + [""]
     return "\n".join(lines) + "\n"
+
+
+def _detail_lines(res, order: list[int]) -> list[str]:
+    """A table per metric that reports a detail (``swd``: its value per pyramid level)."""
+    lines: list[str] = []
+    for m in res.metrics:
+        details = [res.entries[i].score.metrics[m.name].get("detail") or {} for i in order]
+        labels = list(dict.fromkeys(k for d in details for k in d))
+        if not labels:
+            continue
+        lines += ["", f"## {m.name} per level {'↑' if m.higher_is_better else '↓'} (the table gives their mean)", ""]
+        lines.append("| method | " + " | ".join(labels) + " |")
+        lines.append("|---|" + "---|" * len(labels))
+        lines += [f"| {res.entries[i].entry.label} | " + " | ".join(_fmt(d.get(k)) for k in labels) + " |" for i, d in zip(order, details)]
+    return lines
 
 
 def _bin_n(res, name: str, b: str) -> int:

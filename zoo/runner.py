@@ -94,13 +94,20 @@ def train(
     that checkpoint with the settings stored in its ``run.json``; ``steps`` may extend it,
     and a DATA, preset, ``--set``, batch size, seed or mask kind that differs from the
     stored one is refused; ``data`` may then be None (the run's). A run that fails before its
-    first checkpoint removes the run folder it created."""
+    first checkpoint removes the run folder it created.
+
+    ``options.time_budget_s`` trains until that many wall-clock seconds are spent, whatever
+    the step count (giving ``steps`` too is refused); resuming a budgeted run continues with
+    what is left of its budget (a ``steps`` given on resume trains by steps instead).
+    RUN/run.json's ``budget`` records the budget, the steps reached and the seconds per stage."""
     manager = get_manager()
     spec = manager.method(method)
     if not spec.needs_training:
         raise ZooError(f"method {method!r} has nothing to train; use `zoo sample {method}` without --checkpoint")
     options = options or TrainOptions()
     get_device(getattr(options, "device", None))  # an unknown or missing device: one line now
+    if steps is not None and getattr(options, "time_budget_s", None) is not None:
+        raise ZooError(BUDGET_WITH_STEPS)
     previous: dict[str, Any] | None = None
     if getattr(options, "resume", None):
         ckpt_dir, previous = _resume_settings(options.resume, method)
@@ -117,6 +124,8 @@ def train(
             if config_to_dict(apply_overrides(config, overrides, method)) != config_to_dict(config):
                 raise ZooError("--resume: --set would change the run's config; start a new run instead")
         batch_size, seed, mask_name = int(previous["batch_size"]), int(previous["seed"]), previous["masks"]
+        if steps is None and getattr(options, "time_budget_s", None) is None and hasattr(options, "time_budget_s"):
+            options.time_budget_s = (previous.get("options") or {}).get("time_budget_s")  # what is left of the run's budget
         steps = int(steps if steps is not None else previous["steps"])
     elif getattr(options, "init", None):
         if data is None:
@@ -209,7 +218,26 @@ def _train_run(manager: Any, ctx: TrainContext, previous: dict[str, Any] | None,
             provenance.update(kind="fine-tuned", init=ctx.init_provenance)  # type: ignore[attr-defined]
         still_there(ctx.out_dir)
         save_checkpoint(path, result.state_dict, checkpoint_meta(method, config, preset, result.step, provenance))
+        run_info["budget"] = budget_record(options, result)
+        write_text(ctx.out_dir / "run.json", json.dumps(run_info, indent=2, default=str))
     return path
+
+
+BUDGET_WITH_STEPS = ("--time-budget and --steps both given: a budgeted run trains until its time is spent, whatever the step count; "
+                     "give --time-budget alone (or --steps alone for a fixed length)")
+
+
+def budget_record(options: Any, result: Any) -> dict[str, Any]:
+    """RUN/run.json's ``budget``: the wall-clock budget (None: trained by steps), the steps
+    reached and the seconds spent, in all and per stage (each stage's seconds include the
+    earlier runs of a resumed stage)."""
+    stages = list(getattr(result, "stages", None) or [])
+    return {
+        "time_budget_s": getattr(options, "time_budget_s", None),
+        "steps_reached": int(result.step),
+        "seconds": round(sum(float(s.get("seconds") or 0.0) for s in stages), 3),
+        "stages": stages,
+    }
 
 
 def _init_config(manager: Any, spec: Any, method: str, init: str | Path, preset: str | None, overrides: dict[str, Any] | None) -> tuple[Any, str]:

@@ -65,8 +65,9 @@ class MetricSpec:
     ``per_image`` metrics have ``fn(pred, gt, mask) -> Tensor (B,)``: one value per image,
     images in [-1, 1], mask 1 = hole. Distribution metrics (FID, KID, ...) have
     ``fn(pred_dir, gt_dir) -> float`` over folders of PNG files, or (``features`` set)
-    ``fn(pred_features, gt_features) -> float`` over features the zoo extracts once and
-    caches for the ground truth. Every metric is also reported per hole-ratio bin.
+    ``fn(pred_features, gt_features) -> float`` over features the zoo extracts (Inception
+    features, cached for the ground truth, or Laplacian-pyramid patches for ``swd``).
+    Every metric is also reported per hole-ratio bin.
     """
 
     name: str
@@ -78,9 +79,11 @@ class MetricSpec:
     #: ``"inception"``: ``fn(pred, gt) -> float`` with dicts ``{"pool": (N, 2048),
     #: "logits": (N, 1008)}`` of numpy arrays (torch-fidelity's InceptionV3), row i of
     #: ``pred`` paired with row i of ``gt``; ``"inception-logits"``: the same plus the
-    #: predictions' logits (the Inception Score). Empty: ``fn(pred_dir, gt_dir) -> float``.
+    #: predictions' logits (the Inception Score); ``"laplacian-patches"`` (and ``-hole``,
+    #: centres in the hole): dicts of 7x7 patch descriptors per pyramid level
+    #: (:mod:`zoo.metrics.swd`). Empty: ``fn(pred_dir, gt_dir) -> float``.
     features: str = ""
-    #: Per-image metrics that read the mask (hole-only metrics) need ``--masks``.
+    #: Metrics that read the mask (hole-only metrics) need ``--masks``.
     needs_mask: bool = False
     #: Fewer images than this draws a warning that gives the number (0: no warning).
     min_count: int = 0
@@ -92,6 +95,10 @@ class MetricSpec:
     #: The values the metric can take, (low, high), None = unbounded; confidence intervals
     #: are clipped to it (a t-interval of few images can otherwise leave it, e.g. SSIM > 1).
     value_range: tuple[float | None, float | None] = (None, None)
+    #: Distribution metrics with ``features`` only: ``detail(pred, gt) -> {label: float}``,
+    #: figures reported beside the value for the whole set (``swd``: the distance per
+    #: pyramid level, whose mean is the value).
+    detail: Callable[..., dict[str, float]] | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +156,9 @@ class TrainResult:
     state_dict: dict[str, torch.Tensor]
     step: int
     metrics: dict[str, float] = field(default_factory=dict)
+    #: one record per engine run (stage): {"name", "steps", "seconds", "time_budget_s"};
+    #: ``zoo train`` copies them into RUN/run.json. Multi-stage methods concatenate theirs
+    stages: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass

@@ -23,6 +23,11 @@ def print_score(score, method_scores: dict[str, float] | None = None) -> None:
     for name, v in (method_scores or {}).items():
         rows.append([name, _fmt(v), "n/a", len(score.names), "method's own (zoo_score)"])
     print_table(rows, ["metric", "value", "95% CI", "n", ""])
+    detail = {name: m["detail"] for name, m in score.metrics.items() if m.get("detail")}
+    if detail:
+        click.echo("\nper pyramid level (the value is their mean):")
+        labels = list(dict.fromkeys(k for d in detail.values() for k in d))
+        print_table([[name] + [_fmt(d.get(k)) for k in labels] for name, d in detail.items()], ["metric"] + labels)
     bins = bin_order(score.bins)
     if bins:
         click.echo("\nper hole-ratio bin (value [95% CI], n):")

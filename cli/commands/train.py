@@ -15,7 +15,12 @@ from zoo_cli.options import device_option, set_option
 @click.option("--data", default=None, help="A folder of images or a registered dataset name (e.g. shapes); with --resume: the run's.")
 @click.option("--preset", default=None, help="Named preset (see `zoo info METHOD`).")
 @set_option
-@click.option("--steps", type=int, default=None, help="Optimizer steps (default: the preset's; with --resume: the run's, or more to extend it).")
+@click.option("--steps", type=int, default=None, help="Optimizer steps (default: the preset's; with --resume: the run's, or more to extend it). Not with --time-budget.")
+@click.option(
+    "--time-budget", "time_budget", default=None, metavar="DURATION",
+    help="Train until this wall-clock time is spent (90s, 15m, 2h, 1h30m), then save a normal checkpoint, whatever the step count; "
+    "giving --steps too is refused. The LR schedule is laid out over the steps the budget is expected to allow. --resume continues with what is left.",
+)
 @click.option("--batch-size", type=int, default=None, help="GLOBAL batch size over all processes and micro-batches (default: the preset's).")
 @click.option("--seed", type=int, default=None, help="Seed for every random choice [default: 0].")
 @click.option("--out", "out_dir", default=None, help="Run folder (default: runs/METHOD-PRESET; with --resume: the run's).")
@@ -52,21 +57,28 @@ from zoo_cli.options import device_option, set_option
 @click.option("--workers", type=int, default=0, show_default=True, help="Data-loading worker processes.")
 @device_option
 def train_cmd(
-    method, data, preset, set_items, steps, batch_size, seed, out_dir, masks, precision, grad_accum, micro_batch, grad_clip,
+    method, data, preset, set_items, steps, time_budget, batch_size, seed, out_dir, masks, precision, grad_accum, micro_batch, grad_clip,
     grad_checkpointing, save_every, keep_last, resume, init, val_every, val_size, val_metrics, best_metric, sample_every, log_every,
     max_nonfinite, devices, strategy, sync_batchnorm, no_tensorboard, workers, device,
 ) -> None:  # fmt: skip
     """Train METHOD; writes RUN/model.safetensors (a self-describing checkpoint),
     RUN/checkpoints/step_N/ (resumable), RUN/log.jsonl and RUN/run.json."""
     from zoo import runner
-    from zoo.config import parse_set_options
+    from zoo.config import parse_duration, parse_set_options
     from zoo.errors import ZooError
     from zoo.plugins import get_manager
     from zoo.train import Interrupted, TrainOptions
     from zoo.train import launch
 
+    try:
+        budget_s = parse_duration(time_budget) if time_budget is not None else None
+    except ZooError as exc:
+        raise ZooError(f"--time-budget: {exc}") from None
+    if budget_s is not None and steps is not None:
+        raise ZooError(runner.BUDGET_WITH_STEPS)
     spec = get_manager().method(method)
     options = TrainOptions(
+        time_budget_s=budget_s,
         device=device or os.environ.get("ZOO_DEVICE") or "auto",
         precision=precision,
         grad_accum=grad_accum,

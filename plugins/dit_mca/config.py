@@ -28,6 +28,9 @@ class DitMcaConfig:
     latent_channels: int = 4
     latent_scale: float = 0.0  # z = scale * latent; 0 = 1/std of training latents (measured after the VAE stage)
     vae_steps: int = 50_000  # VAE steps when one command trains both stages
+    #: `zoo train --time-budget` when one command trains both stages: the VAE's share of the
+    #: wall-clock budget (vae_steps : steps = 50k : 400k); the denoiser gets what it leaves
+    budget_split: float = 0.11
     vae_lr: float = 1e-4
     vae_kl_weight: float = 1e-6  # KL weight (LDM's kl-f8 setting; no LPIPS/GAN term here)
     # -- denoiser: DiT with multi-head contextual attention ----------------------------------
@@ -71,6 +74,8 @@ class DitMcaConfig:
         for name in ("vae_lr", "lr"):
             if getattr(self, name) <= 0:
                 raise ZooError(f"dit-mca: {name}={getattr(self, name)} must be positive")
+        if not 0 < self.budget_split < 1:
+            raise ZooError(f"dit-mca: budget_split={self.budget_split} must be between 0 and 1 (the VAE's share of --time-budget)")
         if self.stage not in STAGES:
             raise ZooError(f"dit-mca: stage={self.stage!r} is not valid; valid choices: {', '.join(STAGES)}")
         if self.attention not in ATTENTIONS:

@@ -111,12 +111,27 @@ def measure_latent_scale(model: DitMca, data, batch_size: int, max_images: int =
     return float(1.0 / torch.cat(zs).std().clamp_min(1e-6))
 
 
-def _stage_ctx(ctx: TrainContext, out_dir: Path, steps: int, resume: str | None) -> TrainContext:
-    options = dataclasses.replace(ctx.options, resume=resume) if ctx.options is not None else None
+def _stage_ctx(ctx: TrainContext, out_dir: Path, steps: int, resume: str | None, stage: str, budget_s: float | None = None) -> TrainContext:
+    changes = {"resume": resume} if budget_s is None else {"resume": resume, "time_budget_s": budget_s}
+    options = dataclasses.replace(ctx.options, **changes) if ctx.options is not None else None
     staged = dataclasses.replace(ctx, out_dir=out_dir, steps=steps, options=options)
     if hasattr(ctx, "val_data"):
         staged.val_data = ctx.val_data  # type: ignore[attr-defined]
+    staged.stage = stage  # type: ignore[attr-defined]
     return staged
+
+
+def _vae_stage_record(out: Path, budget_s: float) -> dict | None:
+    """What the VAE stage of a run spent (steps, seconds: its newest checkpoint's clock);
+    None when the run has no VAE stage checkpoint."""
+    from zoo.train.budget import checkpoint_budget
+    from zoo.train.state import list_checkpoints
+
+    found = list_checkpoints(out / "vae")
+    if not found:
+        return None
+    seconds = float(checkpoint_budget(found[-1]).get("elapsed_s") or 0.0)
+    return {"name": "vae", "steps": int(found[-1].name.split("_")[-1]), "seconds": seconds, "time_budget_s": budget_s}
 
 
 def _after_vae_stage(cfg: DitMcaConfig, ctx: TrainContext, result: TrainResult) -> DitMca:
@@ -143,16 +158,20 @@ def train(ctx: TrainContext) -> TrainResult:
         # before stage 1 trains: a typo must not cost a VAE stage first
         raise ZooError(f"dit-mca: init={cfg.init} does not exist; give a DiT checkpoint file (e.g. DiT-XL-2-256x256.pt)")
 
+    budget = getattr(ctx.options, "time_budget_s", None) if ctx.options is not None else None
+    records: list[dict] = []
     if cfg.stage == "vae":
-        result = fit(VaeTask(model, cfg), ctx)
+        result = fit(VaeTask(model, cfg), _stage_ctx(ctx, out, ctx.steps, resume, "vae"))
         model = _after_vae_stage(cfg, ctx, result)
-        return TrainResult(model.state_dict(), result.step, result.metrics)
+        return TrainResult(model.state_dict(), result.step, result.metrics, stages=result.stages)
 
     if cfg.vae:
         load_vae_into(model, cfg)
     elif resume is None:  # stage all, fresh run: train the VAE first, in RUN/vae
-        vae_ctx = _stage_ctx(ctx, out / "vae", cfg.vae_steps, None)
-        say(f"dit-mca: stage 1/2, VAE ({cfg.vae_steps} steps) in {out / 'vae'}")
+        vae_budget = None if budget is None else budget * cfg.budget_split
+        vae_ctx = _stage_ctx(ctx, out / "vae", cfg.vae_steps, None, "vae", vae_budget)
+        length = f"{cfg.vae_steps} steps" if budget is None else f"{vae_budget:.0f} s of the {budget:.0f} s budget"
+        say(f"dit-mca: stage 1/2, VAE ({length}) in {out / 'vae'}")
         try:
             result = fit(VaeTask(model, cfg), vae_ctx)
         except Interrupted as stop:  # the engine's hint (--resume RUN/vae) does not apply to a stage
@@ -162,14 +181,21 @@ def train(ctx: TrainContext) -> TrainResult:
                 "run the command again (the VAE stage restarts), or train the stages apart (stage=vae, then stage=denoiser vae=...)",
                 stop.signum, stop.checkpoint) from None
         model = _after_vae_stage(cfg, ctx, result)
-        say(f"dit-mca: stage 2/2, denoiser ({ctx.steps} steps), latent scale {float(model.latent_scale):.5f}")
+        records += result.stages
+        length = f"{ctx.steps} steps" if budget is None else f"the {budget - records[0]['seconds']:.0f} s left of the budget"
+        say(f"dit-mca: stage 2/2, denoiser ({length}), latent scale {float(model.latent_scale):.5f}")
+    elif budget is not None:  # resuming stage all: the VAE stage's time is spent already
+        done = _vae_stage_record(out, budget * cfg.budget_split)
+        records += [done] if done else []
     # (resuming stage all: the denoiser's checkpoint holds the VAE and the scale)
     if cfg.init and resume is None:
         load_dit_init(model.dit, cfg.init)
     if ctx.options is not None and getattr(ctx.options, "grad_checkpointing", False):
         model.dit.grad_checkpointing = True
-    result = fit(DenoiserTask(model, cfg), _stage_ctx(ctx, out, ctx.steps, resume))
+    denoiser_budget = None if budget is None else max(1e-3, budget - sum(float(r["seconds"] or 0.0) for r in records))
+    result = fit(DenoiserTask(model, cfg), _stage_ctx(ctx, out, ctx.steps, resume, "denoiser", denoiser_budget))
     model.dit.grad_checkpointing = False
+    result.stages = records + result.stages
     return result
 
 

@@ -29,6 +29,9 @@ class MaskGITConfig:
     #: an existing tokenizer instead of training one: a diffusers VQModel folder (config.json +
     #: diffusion_pytorch_model.safetensors), or a maskgit checkpoint / run folder (its tokenizer)
     tokenizer: str = ""
+    #: `zoo train --time-budget` with both stages: the tokenizer's share of the wall-clock
+    #: budget (the published steps' ratio, 100k : 300k); the transformer gets what it leaves
+    budget_split: float = 0.25
     # -- stage 1: tokenizer (diffusers VQModel) -----------------------------------------------
     vq_channels: tuple[int, ...] = (128, 128, 256, 256, 512)  # block_out_channels, one per level
     vq_layers_per_block: int = 2  # residual blocks per level
@@ -122,6 +125,8 @@ class MaskGITConfig:
             raise bad("dim", self.dim, f"it must be divisible by heads={self.heads}")
         if self.sweet_spot > self.total_iter:
             raise bad("sweet_spot", self.sweet_spot, f"it must be 0 (off) or at most total_iter={self.total_iter}")
+        if not 0 < self.budget_split < 1:
+            raise bad("budget_split", self.budget_split, "it must be between 0 and 1 (the tokenizer's share of --time-budget)")
         if not 0 <= self.dropout < 1:
             raise bad("dropout", self.dropout, "it must be in [0, 1)")
         if not 0 <= self.label_smoothing < 1:

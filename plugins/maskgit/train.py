@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from zoo.errors import ZooError
 from zoo.spec import TrainContext, TrainResult
 from zoo.train import Phase, TrainOptions, TrainTask, fit
+from zoo.train.budget import checkpoint_budget
 from zoo_plugins.maskgit.config import MaskGITConfig
 from zoo_plugins.maskgit.model import MaskGIT
 from zoo_plugins.maskgit.schedules import masked_count
@@ -88,7 +89,7 @@ class TokenizerTask(TrainTask):
         D = self.model.discriminator
         D.requires_grad_(True)
         x = batch["image"]
-        if step < self.config.disc_start or self.config.adv_weight <= 0:
+        if step < self.schedule_steps(self.config.disc_start) or self.config.adv_weight <= 0:
             return D(x).mean() * 0.0, {}  # warm-up: no update (zero gradients)
         with torch.no_grad():
             rec = self.model.tokenizer(x).sample
@@ -113,7 +114,7 @@ class TokenizerTask(TrainTask):
             p = self.lpips(rec.float(), x.float()).mean()
             loss = loss + c.perceptual_weight * p
             logs["lpips"] = p.item()
-        if step >= c.disc_start and c.adv_weight > 0:
+        if step >= self.schedule_steps(c.disc_start) and c.adv_weight > 0:
             g = -D(rec).mean()
             loss = loss + c.adv_weight * g
             logs["g_adv"] = g.item()
@@ -149,7 +150,8 @@ class TransformerTask(TrainTask):
         w = self.config.warmup_steps
         if w <= 0:
             return {}
-        return {"transformer": torch.optim.lr_scheduler.LambdaLR(self._optimizer, lambda s: min(1.0, (s + 1) / w))}  # linear warm-up
+        # linear warm-up (over the same share of the steps a --time-budget allows)
+        return {"transformer": torch.optim.lr_scheduler.LambdaLR(self._optimizer, lambda s: min(1.0, (s + 1) / self.schedule_steps(w)))}
 
     def phases(self):
         return [Phase("transformer", self.loss)]
@@ -248,6 +250,17 @@ def stage_steps(cfg: MaskGITConfig, total: int) -> dict[str, int]:
     return {"tokenizer": first, "transformer": total - first}
 
 
+def stage_budgets(cfg: MaskGITConfig, budget_s: float | None) -> dict[str, float | None]:
+    """``--time-budget`` over the stages that run: one stage takes it all; both give the
+    tokenizer ``budget_split`` of it (the transformer's figure here is the whole budget: it
+    gets what the tokenizer left, see :func:`train`)."""
+    if budget_s is None:
+        return {s: None for s in cfg.stages}
+    if len(cfg.stages) == 1:
+        return {cfg.stages[0]: budget_s}
+    return {"tokenizer": budget_s * cfg.budget_split, "transformer": budget_s}
+
+
 def _main() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
@@ -278,31 +291,40 @@ def train(ctx: TrainContext) -> TrainResult:
 
     latest = {s: list_checkpoints(run / s) for s in cfg.stages}
     resume_at = max((i for i, s in enumerate(cfg.stages) if latest[s]), default=-1) if options.resume else -1
+    budget = getattr(options, "time_budget_s", None)
+    budgets = stage_budgets(cfg, budget)
     if resume_at > 0:
         for s in cfg.stages[:resume_at]:
             steps[s] = int(latest[s][-1].name.split("_")[-1]) if latest[s] else steps[s]
         ran = sum(steps[s] for s in cfg.stages[:resume_at])
-        if ctx.steps - ran < 1:
-            raise ZooError(f"maskgit: --steps {ctx.steps} leaves no step for the {cfg.stages[resume_at]} stage (earlier stages ran {ran})")
-        steps[cfg.stages[resume_at]] = ctx.steps - ran
+        if budget is None:  # budgeted: the stage keeps its planned steps (its schedule); its time is what is left
+            if ctx.steps - ran < 1:
+                raise ZooError(f"maskgit: --steps {ctx.steps} leaves no step for the {cfg.stages[resume_at]} stage (earlier stages ran {ran})")
+            steps[cfg.stages[resume_at]] = ctx.steps - ran
     if _main():
         _write_json(run / "stages.json", {"method": "maskgit", "tokenizer_from": cfg.tokenizer or None,
                                           "stages": [{"name": s, "steps": steps[s], "folder": s} for s in cfg.stages]})
-    result, done = None, 0
+    result, done, records = None, 0, []
     for i, stage in enumerate(cfg.stages):
         if i < resume_at:
             done += steps[stage]
+            records.append({"name": stage, "steps": steps[stage], "seconds": checkpoint_budget(latest[stage][-1]).get("elapsed_s", 0.0), "time_budget_s": budgets[stage]})
             continue
         folder = run / stage
         if _main():
             _write_json(folder / STAGE_FILE, {"stage": stage, "index": i, "steps": steps[stage], "run": ".."})
         resume = str(latest[stage][-1]) if i == resume_at else None
-        sctx = dataclasses.replace(ctx, out_dir=folder, steps=steps[stage], options=dataclasses.replace(options, resume=resume))
+        stage_budget = budgets[stage]
+        if stage_budget is not None and i > 0:  # the second stage: what the first left of the whole budget
+            stage_budget = max(1e-3, budget - sum(float(r["seconds"] or 0.0) for r in records))
+        sctx = dataclasses.replace(ctx, out_dir=folder, steps=steps[stage], options=dataclasses.replace(options, resume=resume, time_budget_s=stage_budget))
         if hasattr(ctx, "val_data"):
             sctx.val_data = ctx.val_data  # type: ignore[attr-defined]
+        sctx.stage = stage  # type: ignore[attr-defined]
         result = fit(TASKS[stage](model, cfg), sctx)
+        records += result.stages
         model.load_state_dict(result.state_dict)  # the next stage starts from the exported (EMA) weights
         model.requires_grad_(True)
         done += result.step
     assert result is not None
-    return TrainResult(state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()}, step=done, metrics=result.metrics)
+    return TrainResult(state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()}, step=done, metrics=result.metrics, stages=records)

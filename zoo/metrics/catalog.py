@@ -3,7 +3,8 @@
 Declaring them imports neither torch nor numpy, because the core plugin returns this list
 from ``zoo_register_metrics`` on every ``zoo list`` and ``zoo plugins``: each ``fn`` and
 ``prepare`` is a thin wrapper that imports its implementation (:mod:`zoo.metrics.pixel`,
-:mod:`zoo.metrics.perceptual`, :mod:`zoo.metrics.distribution`) on its first call.
+:mod:`zoo.metrics.perceptual`, :mod:`zoo.metrics.distribution`, :mod:`zoo.metrics.swd`) on
+its first call.
 """
 
 from __future__ import annotations
@@ -38,6 +39,18 @@ def _distribution(name: str, *args: Any, **kwargs: Any) -> Any:
     return getattr(distribution, name)(*args, **kwargs)
 
 
+def _swd(name: str, *args: Any, **kwargs: Any) -> Any:
+    from zoo.metrics import swd
+
+    return getattr(swd, name)(*args, **kwargs)
+
+
+#: Each level of a 64 px set has 128 descriptors per image; the sorted-projection estimate
+#: of a 147-dimensional distribution needs thousands of them before its sampling noise is
+#: small next to the differences between methods (see docs/metrics.md).
+SWD_COUNT = 100
+_SWD_WHY = "128 descriptors per image and level; fewer images leave the estimate dominated by sampling noise, the paper used 16,384"
+
 def _lpips_ready(net: str) -> None:
     from zoo.metrics.perceptual import backbone_url
     from zoo.metrics.weights import cached_or_download
@@ -64,4 +77,10 @@ BUILTIN_METRICS = [
                features="inception", min_count=STABLE_COUNT, min_count_reason=_WHY),
     MetricSpec("u-ids", "Unpaired Inception Discriminative Score (CoModGAN)", True, partial(_distribution, "u_ids"), per_image=False,
                features="inception", min_count=STABLE_COUNT, min_count_reason=_WHY),
+    MetricSpec("swd", "Sliced Wasserstein distance x1e3 of 7x7 Laplacian-pyramid patches (Karras et al. 2018), mean over levels", False,
+               partial(_swd, "swd"), per_image=False, features="laplacian-patches", min_count=SWD_COUNT, min_count_reason=_SWD_WHY,
+               value_range=(0.0, None), detail=partial(_swd, "swd_levels")),
+    MetricSpec("swd-hole", "swd on patches centred in the hole only", False, partial(_swd, "swd"), per_image=False,
+               features="laplacian-patches-hole", needs_mask=True, min_count=SWD_COUNT, min_count_reason=_SWD_WHY,
+               value_range=(0.0, None), detail=partial(_swd, "swd_levels")),
 ]

@@ -26,7 +26,9 @@ from zoo.imageio import image_size, keyed_images, load_image, load_mask
 from zoo.spec import MetricSpec
 
 ALL = "all"  # the bin label of the whole set
-FEATURE_SETS = ("inception", "inception-logits")
+INCEPTION_SETS = ("inception", "inception-logits")
+PATCH_SETS = ("laplacian-patches", "laplacian-patches-hole")  # zoo.metrics.swd
+FEATURE_SETS = INCEPTION_SETS + PATCH_SETS
 
 
 @dataclass
@@ -232,7 +234,7 @@ def preflight(metrics: Sequence[MetricSpec], fid_weights: str | Path | None = No
     for spec in metrics:
         if spec.prepare is not None:
             spec.prepare()
-    if any(spec.features for spec in metrics):
+    if any(spec.features in INCEPTION_SETS for spec in metrics):
         inception_weights(fid_weights)
 
 
@@ -336,11 +338,17 @@ def score_folders(
     unknown = sorted({m.features for m in feature_metrics} - set(FEATURE_SETS))
     if unknown:
         raise ZooError(f"metric feature set {unknown[0]!r} is not provided by the zoo; valid choices: {', '.join(FEATURE_SETS)}")
-    if feature_metrics:
+    features: dict[str, tuple[dict, dict]] = {}
+    if any(m.features in INCEPTION_SETS for m in feature_metrics):
         logits = any(m.features == "inception-logits" for m in feature_metrics)
-        pred_f, gt_f = _inception_pair(pairs, Path(gt_dir), reference_key, dev, fid_weights, fid_layer, logits, progress, result)
+        pair = _inception_pair(pairs, Path(gt_dir), reference_key, dev, fid_weights, fid_layer, logits, progress, result)
+        features.update({name: pair for name in INCEPTION_SETS})
+    for name in sorted({m.features for m in feature_metrics} & set(PATCH_SETS)):
+        features[name] = _patch_pair(pairs, name.endswith("-hole"), seed, progress)
+    if feature_metrics:
         bin_arr = np.asarray([b if b is not None else "" for b in result.bins])
         for spec in feature_metrics:
+            pred_f, gt_f = features[spec.features]
             value = _finite(_call_metric(spec, pred_f, gt_f))
             lo, hi = bootstrap_ci(spec, pred_f, gt_f, bootstrap, seed, progress)
             entry = {"value": value, "ci_low": lo, "ci_high": hi, "n": n, "higher_is_better": spec.higher_is_better,
@@ -348,6 +356,8 @@ def score_folders(
             for b in order:
                 idx = np.flatnonzero(bin_arr == b)
                 entry["bins"][b] = {"value": _finite(spec.fn(_take(pred_f, idx), _take(gt_f, idx))), "ci_low": None, "ci_high": None, "n": int(len(idx))}
+            if spec.detail is not None:
+                entry["detail"] = {k: _finite(v) for k, v in spec.detail(pred_f, gt_f).items()}
             result.metrics[spec.name] = entry
     for spec in dist:
         if not spec.features:  # a plugin's folder-level metric: whole set only
@@ -361,6 +371,20 @@ def score_folders(
     # keep the order the user asked for
     result.metrics = {m.name: result.metrics[m.name] for m in metrics}
     return result
+
+
+def _patch_pair(pairs, hole: bool, seed: int, progress: bool):
+    """Laplacian-pyramid patch descriptors of predictions and ground truths (``swd``): image i
+    of both sets gets the same patch positions (from ``seed`` and i; with ``hole``, centres
+    in mask i's hole)."""
+    from zoo.metrics.swd import extract
+
+    if hole and any(p.mask is None for p in pairs):
+        raise ZooError("swd-hole is measured on the hole and needs --masks DIR")
+    masks = [p.mask for p in pairs] if hole else None
+    gt_f = extract([p.gt for p in pairs], masks, seed=seed, progress=progress, desc="swd descriptors (reference)")
+    pred_f = extract([p.pred for p in pairs], masks, seed=seed, progress=progress, desc="swd descriptors (predictions)")
+    return pred_f, gt_f
 
 
 def _inception_pair(pairs, gt_root, reference_key, dev, fid_weights, fid_layer, logits, progress, result):

@@ -45,6 +45,7 @@ class CheckpointMixin:
             "rng": rng,
             "extra": self.task.extra_state() or {},
             "strategy": "fsdp" if self.sharded else "ddp",
+            "budget": self.clock.state(),  # seconds spent so far (all runs of this folder), --time-budget
         }
         return fsdp.gather(state, keep=self.main) if self.sharded else state
 
@@ -78,6 +79,7 @@ class CheckpointMixin:
         self.samples_seen = int(st["samples_seen"])
         self.nonfinite_streak = int(st.get("nonfinite_streak", 0))
         self.best = st.get("best") or {}
+        self.clock.load(st.get("budget") or {})
         rngs = st.get("rng") or []
         if self.rank < len(rngs) and st.get("world_size") == self.world:
             ckpt.set_rng_state(rngs[self.rank])

@@ -45,6 +45,7 @@ from zoo.device import get_device
 from zoo.errors import ZooError
 from zoo.spec import TrainContext, TrainResult
 from zoo.train import dist, events, fsdp, memory, state as ckpt, watch
+from zoo.train.budget import BudgetClock
 from zoo.train.checkpointing import CheckpointMixin
 from zoo.train.ema import EMA, export_state
 from zoo.train.init import load_init
@@ -57,7 +58,9 @@ from zoo.train.validation import ValidationMixin
 
 # -- fit ------------------------------------------------------------------------------------------
 def fit(task: TrainTask, ctx: TrainContext) -> TrainResult:
-    """Run optimizer steps of ``task`` until ``ctx.steps``; return the exported weights.
+    """Run optimizer steps of ``task`` until ``ctx.steps`` (or, with
+    ``ctx.options.time_budget_s``, until that many wall-clock seconds are spent: see
+    :mod:`zoo.train.budget`); return the exported weights.
 
     Resumes from ``ctx.options.resume`` when set. Raises :class:`Interrupted` (after
     saving) on SIGINT/SIGTERM and :class:`~zoo.errors.ZooError` after
@@ -86,6 +89,7 @@ class _Trainer(StepMixin, CheckpointMixin, ValidationMixin, FaultsMixin):
             if saved is not None:
                 os.environ["ACCELERATE_USE_FSDP"] = saved
         use_fsdp = (saved or "").lower() in ("true", "1")
+        self.clock = BudgetClock(getattr(opts, "time_budget_s", None))  # runs from the end of setup (BudgetClock.begin)
         self.device = self.accel.device if device.type != "mps" else device
         self.rank, self.world = self.accel.process_index, self.accel.num_processes
         self.main = self.accel.is_main_process
@@ -136,6 +140,8 @@ class _Trainer(StepMixin, CheckpointMixin, ValidationMixin, FaultsMixin):
                 raise ValueError(f"phase uses optimizer {ph.optimizer!r}, task has {sorted(self.optimizers)}")
             if ph.every < 1:
                 raise ValueError("Phase.every must be at least 1")
+        # schedules read these lazily (TrainTask.schedule_steps); a budget fixes total_steps later
+        task.planned_steps = task.total_steps = self.ctx.steps
         self.schedulers = task.schedulers() or {}
         for name in self.schedulers:
             if name not in self.optimizers:
@@ -155,15 +161,20 @@ class _Trainer(StepMixin, CheckpointMixin, ValidationMixin, FaultsMixin):
             self.log.write({"event": "init", "step": 0, "from": str(opts.init), "notes": self.init_notes})
         if self.resume_from is not None:
             self.load(self.resume_from)
+            if self.clock.expected:
+                task.total_steps = self.clock.expected
         self.accel.wait_for_everyone()
 
     def run(self) -> TrainResult:
         self.setup()
         ctx, opts, task = self.ctx, self.options, self.task
-        if self.step >= ctx.steps:
-            self.log.write({"event": "done", "step": self.step, "note": "nothing to do: the checkpoint is at or past --steps"})
+        clock = self.clock
+        clock.begin()  # data, steps, validation and checkpoints count; imports and setup do not
+        if (self.step >= ctx.steps and not clock.active) or (clock.remaining() <= 0 and self.resume_from is not None):
+            note = "the time budget is spent" if clock.active else "the checkpoint is at or past --steps"
+            self.log.write({"event": "done", "step": self.step, "note": f"nothing to do: {note}", **clock.state()})
             self.log.close()
-            return TrainResult(state_dict=self.export(), step=self.step, metrics={})
+            return TrainResult(state_dict=self.export(), step=self.step, metrics={}, stages=[self.stage_record()])
         if ctx.batch_size % self.world:
             raise ZooError(f"--batch-size {ctx.batch_size} is not divisible by the {self.world} processes")
         share = ctx.batch_size // self.world
@@ -193,6 +204,7 @@ class _Trainer(StepMixin, CheckpointMixin, ValidationMixin, FaultsMixin):
                 "device": str(self.device),
                 "grad_checkpointing": opts.grad_checkpointing,
                 "strategy": "fsdp" if self.sharded else "ddp",
+                **({"time_budget_s": clock.budget_s, "elapsed_s": round(clock.elapsed(), 3)} if clock.active else {}),
             }
         )
         val_batch = None
@@ -205,12 +217,12 @@ class _Trainer(StepMixin, CheckpointMixin, ValidationMixin, FaultsMixin):
             validator = watch.Validator([m.strip() for m in opts.val_metrics.split(",")]) if opts.val_every and self.main else None
 
         logs: dict[str, float] = {}
-        bar = tqdm(total=ctx.steps, initial=self.step, desc=f"train {ctx.method}", disable=not (opts.progress and self.main), dynamic_ncols=True)
+        bar = tqdm(total=self.target_steps(), initial=self.step, desc=f"train {ctx.method}", disable=not (opts.progress and self.main), dynamic_ncols=True)
         task.model.train()
         stopped: Interrupted | None = None
         with _StopFlag(opts.handle_signals) as stop:
             try:
-                while self.step < ctx.steps:
+                while clock.active or self.step < ctx.steps:
                     started = time.perf_counter()
                     if chunk is None:
                         chunk = next(data)
@@ -224,27 +236,56 @@ class _Trainer(StepMixin, CheckpointMixin, ValidationMixin, FaultsMixin):
                         if events.listening():
                             if self.device.type == "cuda":
                                 torch.cuda.synchronize(self.device)
-                            events.emit(events.StepEvent(ctx.method, self.step, ctx.steps, self.out_dir, time.perf_counter() - started,
+                            events.emit(events.StepEvent(ctx.method, self.step, self.target_steps(), self.out_dir, time.perf_counter() - started,
                                                          self.rank, dict(logs), tuple(skipped)))
                         if val_batch is not None:
                             self.watch(val_batch, validator)
                     if dist.any_true(bool(stop.signum), self.device):
                         stopped = self.interrupted(stop.signum or signal.SIGTERM)
                         break
-                    if opts.save_every and self.step % opts.save_every == 0 and self.step < ctx.steps:
+                    if self.budget_step(bar):
+                        break
+                    if opts.save_every and self.step % opts.save_every == 0 and (clock.active or self.step < ctx.steps):
                         with self.oom_stops():
                             self.save("every")
                 if stopped is None:
                     with self.oom_stops():
                         self.save("end")
-                    self.log.write({"event": "done", "step": self.step})
+                    self.log.write({"event": "done", "step": self.step, **clock.state()})
             finally:
                 bar.close()
                 self.log.close()
         if stopped is not None:
             raise stopped
         task.model.eval()
-        return TrainResult(state_dict=self.export(), step=self.step, metrics=logs)
+        return TrainResult(state_dict=self.export(), step=self.step, metrics=logs, stages=[self.stage_record()])
+
+    # ---- --time-budget ----
+    def target_steps(self) -> int:
+        """The steps this run aims at: ``ctx.steps``, or under a budget the expected count
+        once fixed (``ctx.steps`` until then)."""
+        return self.clock.expected or self.ctx.steps if self.clock.active else self.ctx.steps
+
+    def budget_step(self, bar) -> bool:
+        """After each step: time it, fix the expected step count once (and lay the
+        learning-rate schedule over it), and say whether the budget is spent (every
+        process stops at the same step)."""
+        clock = self.clock
+        if not clock.active:
+            return False
+        expected = clock.tick(self.step)
+        if expected is not None:
+            self.task.total_steps = max(expected, self.step)
+            bar.total = expected
+            bar.refresh()
+            self.log.write({"event": "budget", "step": self.step, "sec_per_step": round(clock.sec_per_step or 0.0, 4),
+                            "expected_steps": expected, "elapsed_s": round(clock.elapsed(), 3), "time_budget_s": clock.budget_s})
+        return dist.any_true(clock.spent(), self.device)
+
+    def stage_record(self) -> dict[str, Any]:
+        """What RUN/run.json keeps of this fit call: steps reached and seconds spent."""
+        return {"name": getattr(self.ctx, "stage", None) or "train", "steps": self.step, "seconds": round(self.clock.elapsed(), 3),
+                "time_budget_s": self.clock.budget_s, "expected_steps": self.clock.expected}
 
     def after_step(self, logs: dict[str, float], skipped: list[str], bar) -> None:
         opts = self.options

@@ -31,6 +31,7 @@ class TrainOptions:
     keep_last: int = 3  # checkpoints kept (oldest removed first); 0 = keep all
     resume: str | None = None  # a run folder (its newest checkpoint) or a checkpoint folder
     init: str | None = None  # a zoo checkpoint whose weights start a new run (step 0, fresh optimizers)
+    time_budget_s: float | None = None  # wall-clock seconds: train until spent (then save), whatever the step count; None = by steps
     log_every: int = 1  # JSONL/TensorBoard record every N steps
     val_every: int = 0  # validation metrics every N steps; 0 = off
     val_size: int = 8  # images in the fixed validation set
@@ -69,6 +70,11 @@ class TrainOptions:
             raise ZooError("--init starts a new run from a checkpoint's weights and --resume continues a run; give one of them")
         if self.max_nonfinite < 1:
             raise ZooError("--max-nonfinite must be at least 1")
+        if self.time_budget_s is not None:
+            budget = float(self.time_budget_s)
+            if not 0 < budget < float("inf"):
+                raise ZooError(f"--time-budget must be more than 0 seconds (got {self.time_budget_s}); e.g. 90s, 15m, 2h or 1h30m")
+            self.time_budget_s = budget
         self.log_every = max(1, self.log_every)
 
 
@@ -102,6 +108,22 @@ class TrainTask:
 
     model: torch.nn.Module
     ema_decay: float = 0.0
+    #: the steps this run plans (``zoo train --steps`` or the preset's) and the steps it is
+    #: expected to reach; the engine sets both before :meth:`schedulers`. They differ only
+    #: under ``--time-budget``, where ``total_steps`` is fixed from the measured speed after
+    #: the first steps (see :meth:`schedule_steps`)
+    planned_steps: int = 0
+    total_steps: int = 0
+
+    def schedule_steps(self, steps: int) -> int:
+        """A schedule length given in steps of the planned run (a warm-up, a decay horizon),
+        in steps of this run: unchanged when training by steps; under ``--time-budget``
+        scaled by ``total_steps / planned_steps``, so a warm-up of 5 % of the planned steps
+        is 5 % of the steps the budget allows. Read it inside the scheduler's function (it
+        changes once, when the engine fixes ``total_steps``), not when building it."""
+        if steps <= 0 or not self.planned_steps or not self.total_steps or self.total_steps == self.planned_steps:
+            return steps
+        return max(1, round(steps * self.total_steps / self.planned_steps))
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         raise NotImplementedError
