@@ -172,7 +172,7 @@ def test_sample_survives_a_lost_machine_and_resumes(tmp_path, monkeypatch):
     finally:
         _stop(procs)
     assert procs[0].returncode not in (0, None) and stopped < STOP_WITHIN, (procs[0].returncode, stopped, _text(tmp_path, "first", 0, "err"))
-    _survivor_says_one_line(tmp_path, "first", 0)
+    print(f"machine 0 stopped {stopped:.1f} s after machine 1 was killed: {_survivor_says_one_line(tmp_path, 'first', 0)}")
     out = tmp_path / "out"
     assert not [p for p in out.rglob("*") if ".tmp" in p.name], list(out.rglob("*"))
     for p in out.glob("*.png"):  # whole files only, the bytes one process writes
@@ -209,7 +209,7 @@ def test_compare_survives_a_lost_machine_and_resumes(tmp_path):
     finally:
         _stop(procs)
     assert procs[1].returncode not in (0, None) and stopped < STOP_WITHIN, (procs[1].returncode, stopped, _text(tmp_path, "first", 1, "err"))
-    _survivor_says_one_line(tmp_path, "first", 1)
+    print(f"machine 1 stopped {stopped:.1f} s after machine 0 was killed: {_survivor_says_one_line(tmp_path, 'first', 1)}")
     assert not (tmp_path / "rep" / "results.json").exists()
     assert not [p for p in (tmp_path / "rep").rglob("*") if ".tmp" in p.name]
     for p in pred.glob("*.png"):
