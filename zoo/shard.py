@@ -198,8 +198,13 @@ def _lost_peer(exc: BaseException) -> bool:
 
 
 def _first_line(exc: BaseException) -> str:
+    """The gist of a collective's error: gloo's ``[.../pair.cc:561] Connection closed by peer
+    [127.0.0.1]:50066. This is typically ...`` -> ``Connection closed by peer [127.0.0.1]:50066``."""
+    import re
+
     text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
+    line = re.sub(r"^\[[^\]]*\]\s*", "", text[0] if text else "") or type(exc).__name__
+    return line.split(". ")[0][:200]
 
 
 def _gather(obj: Any, size: int) -> list[Any]:
