@@ -517,6 +517,7 @@ def _signature(exc: BaseException) -> str:
 
 
 @pytest.mark.fuzz
+@pytest.mark.timeout(float(os.environ.get("ZOO_FUZZ_SECONDS", "600")) + 900)  # the suite's 600 s limit would cut a long run short
 def test_fuzz_long(conv_ckpt):
     """Fresh random cases of every command for ``$ZOO_FUZZ_SECONDS`` seconds; a failure is
     recorded and the run goes on; at the end the count and each distinct failure are printed."""
