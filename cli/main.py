@@ -64,6 +64,29 @@ def user_warnings():
                     _say(f"Warning: {kind}: {n} in all")
 
 
+def _check_size(callback):
+    def check(ctx: click.Context, param: click.Parameter, value):
+        if value is not None and param.name:
+            from zoo.config import check_upper_limit
+
+            check_upper_limit(param.name, value, f"{param.opts[0]} {value}")
+        return callback(ctx, param, value) if callback else value
+
+    check.zoo_size_check = True  # type: ignore[attr-defined]
+    return check
+
+
+def bound_sizes(command: click.Command) -> None:
+    """Give every integer option of ``command`` (and of its subcommands) the zoo's upper limit
+    for its name, if there is one (``--steps``, ``--batch-size``, ``--count``, ...:
+    :data:`zoo.config.UPPER_LIMITS`), checked when the command line is read."""
+    for param in command.params:
+        if isinstance(param, click.Option) and isinstance(param.type, click.types.IntParamType) and not getattr(param.callback, "zoo_size_check", False):
+            param.callback = _check_size(param.callback)
+    for sub in getattr(command, "commands", {}).values():
+        bound_sizes(sub)
+
+
 class ZooGroup(click.Group):
     """A click group whose user errors are one line on stderr with exit code 2."""
 
@@ -79,6 +102,7 @@ class ZooGroup(click.Group):
 
         with user_warnings():  # e.g. a $ZOO_LOAD_PLUGINS name that matches no plugin, a plugin's failing command
             get_manager().add_commands(self)
+        bound_sizes(self)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         self._add_plugin_commands()
@@ -99,7 +123,7 @@ class ZooGroup(click.Group):
             sys.exit(2)
         except ZooError as exc:
             click.echo(f"Error: {exc}", err=True)
-            sys.exit(2)
+            sys.exit(exc.exit_code)
         except QuietExit as exc:  # another process of the same launch reports the error
             sys.exit(exc.code)
         except click.ClickException as exc:
@@ -116,20 +140,49 @@ class ZooGroup(click.Group):
             click.echo("Interrupted.", err=True)
             sys.exit(130)
         except Exception as exc:
-            from zoo.errors import plugin_origin
+            sys.exit(self._failure(exc, args))
+        sys.exit(rv if isinstance(rv, int) else 0)
 
-            origin = plugin_origin(exc)
-            if origin is None:
-                raise
-            close_progress_bars()
+    def _failure(self, exc: Exception, args: list[str] | None) -> int:
+        """Anything but a user error, as one line (and the exit code): an operating-system
+        error names the path, the operation and the reason (2 when the path given cannot be
+        used, 1 when the environment failed); memory exhaustion says what to lower (1); a bug
+        keeps its traceback after a line that says whose bug it is and where to report it (1)."""
+        import traceback
+
+        from zoo.errors import bug_line, failure_line, plugin_origin
+
+        close_progress_bars()
+        gpu = "cuda" in str(exc).lower() or "cuda" in type(exc).__module__
+        known = failure_line(exc, self._memory_options(args, gpu))
+        if known is not None:
+            click.echo(f"Error: {known[0]}", err=True)
+            return known[1]
+        origin = plugin_origin(exc)
+        if origin is None:
+            click.echo(f"Error: {bug_line(exc)}", err=True)
+        else:
             plugin, hook, method = origin
             click.echo(f"Error: plugin {plugin!r} raised {type(exc).__name__} in {hook}" + (f" (method {method!r})" if method else "")
                        + f": {str(exc).splitlines()[0] if str(exc) else ''} (traceback below; report it to the plugin's author)", err=True)
-            import traceback
+        traceback.print_exception(exc)
+        return 1
 
-            traceback.print_exception(exc)
-            sys.exit(1)
-        sys.exit(rv if isinstance(rv, int) else 0)
+    def _memory_options(self, args: list[str] | None, gpu: bool) -> list[str]:
+        """The options of the command that ran which lower its memory use, as the user types them."""
+        words = list(sys.argv[1:] if args is None else args)
+        command: click.Command | None = self
+        while isinstance(command, click.Group) and words:
+            word = words.pop(0)
+            if not word.startswith("-"):
+                command = command.commands.get(word) if word in command.commands else None
+        if command is None or isinstance(command, click.Group):
+            return []
+        names = {opt for p in command.params for opt in getattr(p, "opts", [])}
+        tips = [("--batch-size", "--batch-size"), ("--micro-batch", "--micro-batch auto"), ("--micro-batch", "--set resolution="),
+                ("--size", "--size"), ("--resolution", "--resolution"), ("--num-samples", "--num-samples")]
+        tips += [("--device", "--device cpu")] if gpu else []
+        return [tip for flag, tip in tips if flag in names]
 
 
 @click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -147,6 +200,7 @@ def _register() -> None:
     for module in (catalog, train, sample, score, compare, importer, fetch, data, masks, extras, bench, serve):
         for command in module.COMMANDS:
             app.add_command(command)
+    bound_sizes(app)
     # plugins' commands: ZooGroup._add_plugin_commands, on the first lookup of a command
 
 

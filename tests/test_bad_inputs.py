@@ -15,6 +15,7 @@ import io
 import json
 import os
 import pickle
+import re
 import zipfile
 from pathlib import Path
 
@@ -101,6 +102,16 @@ def _build(ws: Path) -> None:
     )
     (ws / "masks-rgb").mkdir()
     _png(ws / "masks-rgb/m0.png", rng.integers(0, 255, (32, 32, 3), dtype=np.uint8))
+    for i in range(3):  # grey (non-binary) masks: a warning before the row's error
+        _png(ws / "masks-grey" / f"im{i}.png", np.full((32, 32), 128, np.uint8))
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(ckpt), framework="pt") as fh:  # a checkpoint whose weights hold NaN
+        meta, tensors = fh.metadata(), {k: fh.get_tensor(k) for k in fh.keys()}
+    first = sorted(k for k, v in tensors.items() if v.is_floating_point())[0]
+    tensors[first].view(-1)[0] = float("nan")
+    save_file(tensors, str(ws / "nan.safetensors"), metadata=meta)
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +173,12 @@ CASES: list[tuple[str, list[str], dict[str, str], str]] = [
     ("train-set-lr-0", TRAIN + ["--set", "lr=0"], {}, "lr=0"),
     ("train-set-lr-text", TRAIN + ["--set", "lr=fast"], {}, "expected a number"),
     ("train-set-bool-for-int", TRAIN + ["--set", "channels=[1]"], {}, "channels"),
+    ("train-set-lr-inf", TRAIN + ["--set", "lr=inf"], {}, "--set lr: expected a finite number"),
+    ("train-set-lr-nan", TRAIN + ["--set", "lr=nan"], {}, "--set lr: expected a finite number"),
+    ("train-set-channels-fraction", TRAIN + ["--set", "channels=2.5"], {}, "expected an integer"),
+    ("train-set-resolution-huge", TRAIN + ["--set", "resolution=100000"], {}, "the first batch alone needs"),
+    ("train-steps-huge", TRAIN[:-4] + ["--steps", "99999999999999999999999", "--out", "newrun"], {}, "--steps 99999999999999999999999: at most"),
+    ("train-batch-huge", TRAIN + ["--batch-size", "10000000"], {}, "--batch-size 10000000: at most"),
     ("train-lama-ratio", ["train", "lama", "--data", "shapes", "--preset", "tiny", "--steps", "1", "--out", "newrun", "--set", "ratio_g=2"], {}, "ratio_g"),
     ("train-repaint-bad-width", ["train", "repaint", "--data", "shapes", "--preset", "tiny", "--steps", "1", "--out", "newrun", "--set", "channels=20"], {}, "multiples of 32"),
     ("train-repaint-tT", ["train", "repaint", "--data", "shapes", "--preset", "tiny", "--steps", "1", "--out", "newrun", "--set", "t_T=5000"], {}, "t_T"),
@@ -238,6 +255,11 @@ CASES: list[tuple[str, list[str], dict[str, str], str]] = [
     ("sample-device-unknown", SAMPLE + ["--out", "o", "--device", "gpu9"], {}, "unknown device 'gpu9'"),
     ("sample-device-cuda", SAMPLE + ["--out", "o", "--device", "cuda:3"], {}, "cuda:3"),
     ("sample-unknown-option", SAMPLE + ["--out", "o", "--fast"], {}, "--fast"),
+    ("sample-out-parent-is-file", SAMPLE + ["--out", "notes.txt/o"], {}, "cannot create the folder notes.txt/o: Not a directory"),
+    ("sample-out-uncreatable", SAMPLE + ["--out", "/proc/zoo-bad-inputs/o"], {}, "cannot create the folder /proc/zoo-bad-inputs"),
+    ("sample-out-name-too-long", SAMPLE + ["--out", "n" * 300], {}, "ENAMETOOLONG"),
+    ("sample-checkpoint-nan", ["sample", "conv-l1", "--checkpoint", "nan.safetensors", "--images", G, "--masks", M, "--out", "o"], {}, "NaN/Inf value(s)"),
+    ("sample-num-samples-huge", SAMPLE + ["--out", "o", "--num-samples", "1000000"], {}, "--num-samples 1000000: at most"),
     # -- zoo score ------------------------------------------------------------------------
     ("score-pred-missing", ["score", "--pred", "/no/p", "--gt", G, "--metric", "psnr"], {}, "/no/p"),
     ("score-gt-missing", ["score", "--pred", G, "--gt", "/no/g", "--metric", "psnr"], {}, "/no/g"),
@@ -275,6 +297,8 @@ CASES: list[tuple[str, list[str], dict[str, str], str]] = [
     ("evalset-count-too-big", ["data", "eval-set", "--data", G, "--masks", "box", "--count", "9", "--size", "32", "--out", "newev"], {}, "larger than"),
     ("evalset-out-is-data", ["data", "eval-set", "--data", G, "--masks", "box", "--count", "2", "--size", "32", "--out", G], {}, "the input --data"),
     ("evalset-out-is-file", EVAL[:-1] + ["notes.txt"], {}, "an existing file"),
+    ("evalset-grey-masks-wrong-size", ["data", "eval-set", "--data", G, "--masks", "masks-grey", "--count", "2", "--size", "16", "--out", "newev"], {}, "is 32x32"),
+    ("evalset-count-huge", ["data", "eval-set", "--data", "shapes", "--masks", "box", "--count", "1000000000", "--size", "32", "--out", "newev"], {}, "--count 1000000000: at most"),
     ("evalset-mask-folder-wrong-size", ["data", "eval-set", "--data", G, "--masks", "bad-masks/masks", "--count", "1", "--size", "32", "--out", "newev"], {}, "16x16"),
     ("synth-unknown", ["data", "synth", "--name", "faces", "--count", "2", "--size", "32", "--out", "newsynth"], {}, "unknown dataset 'faces'"),
     ("synth-count-0", ["data", "synth", "--count", "0", "--size", "32", "--out", "newsynth"], {}, "--count"),
@@ -347,6 +371,10 @@ def test_bad_input_is_one_clean_error(case, workspace, monkeypatch):
     assert len(errors) == 1, output
     assert lines[-1] == errors[0], f"{name}: the error is not the last line\n{output}"
     assert expected in errors[0], f"{name}: {errors[0]!r} does not say {expected!r}"
+    for piece in re.split(r"[\r\n]", output):  # warnings only as `Warning: ...` lines (no raw warning, no source line)
+        if "warning" in piece.lower():
+            assert piece.strip().startswith("Warning: "), f"{name}: a raw warning {piece!r}\n{output}"
+    assert not re.search(r"\.py:\d+: \w*Warning", output), output
     assert _snapshot(workspace) == before, f"{name}: files were left behind or changed"
     assert not (workspace / "PWNED").exists(), "an importer ran code from a pickle"
 

@@ -145,5 +145,5 @@ def test_import_diffusers_folder(cli, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(model(x, t), unet.eval()(x, t).sample, atol=0, rtol=0)
     (tmp_path / "ddpm" / "model_index.json").unlink()
-    r = cli("import", "repaint", tmp_path / "ddpm", "--out", tmp_path / "p.safetensors")
+    r = cli("import", "repaint", tmp_path / "ddpm", "--out", tmp_path / "p.safetensors", "--overwrite")
     assert r.exit_code == 2 and "not a diffusers pipeline folder" in r.output

@@ -101,6 +101,10 @@ def read_meta(path: str | Path) -> CheckpointMeta:
     return CheckpointMeta.from_metadata(meta, path)
 
 
+#: Where a run records its losses (zoo.train.watch.LOG_FILE; the training engine sits above this module).
+LOG_FILE_HINT = "log.jsonl"
+
+
 def load_checkpoint(path: str | Path, method: str | None = None) -> tuple[CheckpointMeta, dict[str, torch.Tensor]]:
     """Read a checkpoint; refuse one written for another method."""
     path = _existing(path)
@@ -111,7 +115,24 @@ def load_checkpoint(path: str | Path, method: str | None = None) -> tuple[Checkp
     with safe_open(str(path), framework="pt") as fh:
         for key in fh.keys():
             tensors[key] = fh.get_tensor(key)
+    check_finite(tensors, path, meta)
     return meta, tensors
+
+
+def check_finite(tensors: Mapping[str, torch.Tensor], path: str | Path, meta: CheckpointMeta | None = None) -> None:
+    """Refuse weights with NaN or Inf values in one line naming the first such tensor (in the
+    file's order) and how to find the training step that produced them."""
+    for key, t in tensors.items():
+        if not t.is_floating_point():
+            continue
+        bad = int((~torch.isfinite(t)).sum())
+        if bad:
+            step = f" (written at step {meta.step})" if meta is not None and meta.step else ""
+            raise ZooError(
+                f"checkpoint {path}{step}: tensor {key!r} holds {bad} NaN/Inf value(s) of {t.numel()} (the first such tensor); "
+                f"training diverged before it was saved: the run's {LOG_FILE_HINT} shows the step where the loss turned NaN "
+                "(\"event\": \"nonfinite\"), and `zoo train METHOD --resume RUN/checkpoints/step_N` continues from an earlier checkpoint"
+            )
 
 
 def load_model(path: str | Path, method: str | None = None, overrides: dict[str, Any] | None = None):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from typing import Any, Iterable, Mapping
@@ -42,6 +43,8 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
             return value
         if typing.get_origin(tp) is typing.Literal:
             return _literal(value, tp, key)
+        if tp in (int, float):
+            return parse_number(text, tp, key)
         import yaml  # here, not at the top: `zoo --version` and `--help` need no YAML
 
         try:
@@ -66,6 +69,8 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
         raise ZooError(f"--set {key}: expected an integer, got {value!r}")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ZooError(f"--set {key}: expected a finite number, got {value!r}")
             return float(value)
         raise ZooError(f"--set {key}: expected a number, got {value!r}")
     if tp is str:
@@ -89,6 +94,31 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
             raise ZooError(f"--set {key}: expected a mapping, got {value!r}")
         return dict(value)
     return value
+
+
+def parse_number(text: str, tp: type, key: str) -> int | float:
+    """A number as a person writes it: ``1e-4``, ``1E4``, ``.5``, ``-3``, ``1_000``, ``+2``
+    (YAML 1.1 reads ``1e-4`` as text). An integer field takes a whole number written either
+    way (``1e4`` is 10000); ``inf`` and ``nan`` are refused, every field needs a finite value."""
+    kind = "an integer" if tp is int else "a number"
+    try:
+        number = float(text)
+    except ValueError:
+        try:
+            return tp(int(text, 0))  # 0x1F, 0o17, 0b101
+        except ValueError:
+            raise ZooError(f"--set {key}: expected {kind}, got {text!r}") from None
+    if not math.isfinite(number):
+        raise ZooError(f"--set {key}: expected a finite number, got {text!r}")
+    if tp is float:
+        return number
+    try:
+        return int(text)  # exact for any size ("12345678901234567890")
+    except ValueError:
+        pass
+    if number.is_integer() and abs(number) <= 2**53:
+        return int(number)
+    raise ZooError(f"--set {key}: expected an integer, got {text}")
 
 
 def _literal(value: Any, tp: Any, key: str) -> Any:
@@ -157,6 +187,31 @@ SIZE_FIELDS = ("resolution", "channels", "dim", "depth", "heads", "batch_size", 
 SIZE_SUFFIXES = ("resolution", "dim", "depth", "heads", "size", "width")
 
 
+#: Upper limits of sizes and counts (docs/guarantees.md, "Sizes"), by config field or option name
+#: (``--batch-size`` -> ``batch_size``): a larger value is a typo or a run that cannot finish,
+#: refused before any work starts. A training batch is also checked against the machine's memory.
+MAX_SIDE = 16384
+UPPER_LIMITS: dict[str, int] = {
+    "resolution": MAX_SIDE, "size": MAX_SIDE, "height": MAX_SIDE,  # image sides, pixels
+    "batch_size": 65536, "grad_accum": 65536,
+    "steps": 10**9,  # training steps
+    "count": 10**8, "val_count": 10**8, "test_count": 10**8, "limit": 10**8,  # images or masks
+    "num_samples": 10000,  # samples per image
+    "repeats": 10**6, "warmup": 10**6, "bootstrap": 10**6, "workers": 1024,
+}
+#: The config fields that :data:`UPPER_LIMITS` bounds (other names in it are options only; a
+#: training resolution is checked with a memory estimate: zoo.train.memory.check_first_batch).
+LIMITED_FIELDS = ("batch_size", "steps")
+
+
+def check_upper_limit(name: str, value: Any, what: str | None = None) -> None:
+    """Refuse ``value`` above ``UPPER_LIMITS[name]`` in one line; ``what``: the value as the
+    user wrote it (``--steps 10000000000``, ``config resolution=100000 for conv-l1``)."""
+    limit = UPPER_LIMITS.get(name)
+    if limit is not None and isinstance(value, int) and not isinstance(value, bool) and value > limit:
+        raise ZooError(f"{what or f'{name}={value}'}: at most {limit} (the zoo's upper limit for {name.replace('_', ' ')}; see docs/guarantees.md)")
+
+
 def require(ok: bool, name: str, value: Any, rule: str) -> None:
     """For a config's ``validate()``: ``require(self.lr > 0, "lr", self.lr, "must be > 0")``
     raises ``ValueError("lr=0.0: must be > 0")`` when ``ok`` is false."""
@@ -179,6 +234,8 @@ def validate_config(config: Any, method: str | None = None) -> Any:
             continue
         if (f.name in SIZE_FIELDS or any(f.name.endswith("_" + s) for s in SIZE_SUFFIXES)) and value < 1:
             raise ZooError(f"config {f.name}={value}{who}: must be at least 1")
+        if f.name in LIMITED_FIELDS:
+            check_upper_limit(f.name, value, f"config {f.name}={value}{who}")
     check = getattr(config, "validate", None)
     if callable(check):
         try:

@@ -111,6 +111,28 @@ def _train_command(method: str, budget: Budget, run: Path) -> list[str]:
             "--batch-size", str(budget.batch_size), "--seed", "0", "--device", "cpu", "--out", str(run)]
 
 
+DEMO_MARK = ".zoo-demo"  # written first: a folder holding it is a demo's, which a rerun resumes
+
+
+def check_demo_dir(out_dir: str | Path) -> Path:
+    """``--out`` of ``zoo demo``: a new or empty folder, or one an earlier ``zoo demo`` wrote
+    (it holds ``.zoo-demo``, or a README.md of the demo); any other folder is refused, so the
+    demo never replaces a user's README.md or other files."""
+    from zoo.fsutil import check_output_dir
+
+    out = Path(out_dir)
+    if out.is_dir() and ((out / DEMO_MARK).is_file() or _demo_readme(out / "README.md")):
+        return out
+    return check_output_dir(out, {}, remedy="it is not a zoo demo folder (no .zoo-demo); choose a new or empty folder")
+
+
+def _demo_readme(path: Path) -> bool:
+    try:
+        return path.read_text().startswith("# zoo demo\n")
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def run_demo(out_dir: str | Path = "zoo-demo", budget: str = "full", progress: bool = True, say: Callable[[str], None] = print) -> dict[str, Any]:
     """The recipe of the module docstring; returns a summary (also written as README.md)."""
     from zoo.compare import Entry, run_compare
@@ -119,15 +141,14 @@ def run_demo(out_dir: str | Path = "zoo-demo", budget: str = "full", progress: b
     if budget not in BUDGETS:
         raise ZooError(f"unknown budget {budget!r}; valid choices: {', '.join(BUDGETS)}")
     b = BUDGETS[budget]
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ZooError(f"--out {out}: is a file, not a folder")
+    out = check_demo_dir(out_dir)
     learned, classical = demo_methods()
     if not learned and not classical:
         raise ZooError("no built-in methods are installed; see `zoo plugins`")
     metric_names, skipped = available_metrics()
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
+    write_text(out / DEMO_MARK, "a folder of `zoo demo`: rerunning it resumes and replaces README.md, runs/ and compare/\n")
     runs, timings = {}, {}
     for method in learned:
         t = time.perf_counter()

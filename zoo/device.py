@@ -53,3 +53,60 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+PROCESS_GIB = 1.0  # memory one CPU process of --devices needs at least: torch alone takes about 0.5 GiB
+
+
+def cpu_cores() -> int:
+    """CPU cores this process may run on (its affinity, as taskset / cgroups set it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def available_memory_gib() -> float | None:
+    """Memory the kernel could give new processes now (MemAvailable), in GiB; None when unknown."""
+    try:
+        import psutil
+
+        return psutil.virtual_memory().available / 2**30
+    except Exception:
+        pass
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return None
+
+
+def max_devices(device: str | None = None) -> tuple[int, str]:
+    """How many processes ``--devices`` may start on this machine for ``device``, and why:
+    on a GPU one per visible GPU; on a CPU at most one per core, and no more than the
+    available memory holds at :data:`PROCESS_GIB` each."""
+    dev = get_device(device)
+    if dev.type == "cuda":
+        n = torch.cuda.device_count()
+        return n, f"{n} CUDA GPU(s) are visible"
+    if dev.type == "mps":
+        return 1, "an Apple GPU (mps) runs one process"
+    cores, free = cpu_cores(), available_memory_gib()
+    if free is None:
+        return cores, f"this machine has {cores} CPU core(s)"
+    by_memory = max(1, int(free // PROCESS_GIB))
+    return min(cores, by_memory), f"this machine has {cores} CPU core(s) and {free:.1f} GiB of available memory (about {PROCESS_GIB:g} GiB per process)"
+
+
+def check_devices(devices: int, device: str | None = None) -> None:
+    """Refuse ``--devices`` below 1 or above :func:`max_devices`, before any process starts."""
+    if devices < 1:
+        raise ZooError("--devices must be at least 1")
+    if devices == 1:
+        return
+    limit, why = max_devices(device)
+    if devices > limit:
+        raise ZooError(f"--devices {devices}: {why}, so at most {limit} process(es); valid choices: 1 ... {max(1, limit)}")

@@ -52,8 +52,10 @@ def fetch(name: str, out: str | Path | None = None, progress: bool = True, overw
     method, ck = find(name)
     cached = download.cache_dir() / "checkpoints" / f"{method}-{ck.name}.safetensors"
     target = Path(out) if out else cached
+    if out and target.is_dir():
+        raise ZooError(f"--out {target}: an existing folder, not a file; give a file name, e.g. model.safetensors")
     if out and target.exists() and not overwrite:
-        raise ZooError(f"--out {target} exists; remove it or pass --overwrite")
+        raise ZooError(f"--out {target} exists; choose a new file name, or pass --overwrite to replace it")
     if download.is_hub(ck.url):
         source = download.hub_download(ck.url, progress)
     else:
@@ -65,9 +67,12 @@ def fetch(name: str, out: str | Path | None = None, progress: bool = True, overw
     notes: list[str] = []
     if target == cached and cached.is_file() and not overwrite:
         return Fetched(method, ck.name, cached, source, notes)  # imported by an earlier fetch
+    from zoo.fsutil import check_output_file
+
+    check_output_file(target, {"(the downloaded file)": source}, overwrite=True, example="model.safetensors")  # never over the download
     target.parent.mkdir(parents=True, exist_ok=True)
     provenance: dict[str, Any] = {"registry_name": ck.name, "url": ck.url, "license": ck.license}
     if ck.sha256:
         provenance["registry_sha256"] = ck.sha256
-    runner.import_checkpoint(method, source, target, ck.preset, notes=notes, provenance=provenance)
+    runner.import_checkpoint(method, source, target, ck.preset, notes=notes, provenance=provenance, overwrite=True)
     return Fetched(method, ck.name, target, source, notes)

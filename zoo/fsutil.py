@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
+from zoo.errors import note_os_context
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, inside: str | os.PathLike | None = None) -> Iterator[Path]:
@@ -29,6 +31,9 @@ def atomic_path(path: str | os.PathLike, inside: str | os.PathLike | None = None
         with open(tmp_path, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, path)
+    except Exception as exc:  # a full disk while writing names no file: say which one
+        note_os_context(exc, "write", path)
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -93,15 +98,46 @@ def check_output_dir(out: str | os.PathLike, inputs: dict[str, str | os.PathLike
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ZooError(f"{flag} {out}: an existing file, not a folder; give a folder path")
-    resolved = out.resolve()
+    check_apart(out, inputs, flag)
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ZooError(f"{flag} {out} exists and is not empty; {remedy}")
+    return out
+
+
+def check_apart(out: str | os.PathLike, inputs: dict[str, str | os.PathLike | None], flag: str = "--out") -> None:
+    """Refuse an output path that is, contains or lies inside one of ``inputs`` (flag -> a
+    file or folder; None entries are skipped). Symlinks are resolved, so a link to an input
+    is that input."""
+    from zoo.errors import ZooError
+
+    resolved = Path(out).resolve()
     for name, path in inputs.items():
         if path is None:
             continue
         inp = Path(path).resolve()
         if resolved == inp or inp in resolved.parents or resolved in inp.parents:
-            raise ZooError(f"{flag} {out} is, contains or lies inside the input {name} {path}; choose a folder outside the inputs")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ZooError(f"{flag} {out} exists and is not empty; {remedy}")
+            kind = "is, contains or lies inside" if inp.is_dir() or not inp.exists() else "is or contains"
+            raise ZooError(f"{flag} {out} {kind} the input {name} {path}; choose a path outside the inputs")
+
+
+def check_output_file(out: str | os.PathLike, inputs: dict[str, str | os.PathLike | None], overwrite: bool = False, flag: str = "--out",
+                      example: str = "out.json") -> Path:
+    """Refuse an output file that is an existing folder, that is, contains or lies inside one
+    of ``inputs`` (even with ``overwrite``), or that exists without ``overwrite``: the file
+    rule every command that writes one file shares (its ``--out`` with ``--overwrite``)."""
+    from zoo.errors import ZooError
+
+    out = Path(out)
+    if out.is_dir():
+        raise ZooError(f"{flag} {out}: an existing folder, not a file; give a file name, e.g. {example}")
+    check_apart(out, inputs, flag)
+    if out.exists() and not overwrite:
+        raise ZooError(f"{flag} {out} exists; choose a new file name, or pass --overwrite to replace it")
+    for parent in out.parents:  # a parent that is a file: one line now, not an OSError at the end
+        if parent.exists():
+            if not parent.is_dir():
+                raise ZooError(f"{flag} {out}: {parent} is a file, not a folder")
+            break
     return out
 
 

@@ -2,6 +2,12 @@
 
 Images on disk are 8-bit RGB files; in memory float tensors (3, H, W) in [-1, 1].
 Masks on disk are 8-bit PNG, white = hole; in memory float tensors (1, H, W), 1 = hole.
+
+Every image and mask is read upright: an EXIF orientation tag (phone photos) is applied on
+read, so pixels are where a viewer shows them. Folders are read by :func:`list_images`: the
+types of :data:`IMAGE_SUFFIXES` (the first frame of an animated GIF or a multi-page TIFF);
+two files of one name that differ only in the suffix (``a.png`` and ``a.jpg``) are refused,
+and files of other image types are named in a warning, never skipped silently.
 """
 
 from __future__ import annotations
@@ -13,21 +19,43 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from zoo.errors import ZooError, ZooWarning, choices_error
 from zoo.fsutil import atomic_path
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+IMAGE_TYPES = ", ".join(s.lstrip(".") for s in IMAGE_SUFFIXES)  # for messages
+# image types a folder may hold that the zoo does not read: named in a warning, not skipped silently
+OTHER_IMAGE_SUFFIXES = (".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".ico", ".heic", ".heif", ".avif", ".jp2", ".j2k", ".jxl", ".psd",
+                        ".svg", ".exr", ".hdr", ".dng", ".cr2", ".nef", ".arw", ".raw", ".dds", ".pcx", ".sgi", ".xbm", ".apng")
 MASK_CONVENTIONS = ("hole-white", "hole-black")
+EXIF_ORIENTATION = 0x0112  # TIFF/EXIF tag 274: 1 = upright; 2-8 = mirrored and/or rotated
+
+
+def upright(img: Image.Image) -> Image.Image:
+    """``img`` as a viewer shows it: its EXIF orientation applied (``ImageOps.exif_transpose``);
+    ``img`` itself when it has none."""
+    if img.getexif().get(EXIF_ORIENTATION, 1) in (2, 3, 4, 5, 6, 7, 8):
+        return ImageOps.exif_transpose(img)
+    return img
+
+
+def upright_size(img: Image.Image) -> tuple[int, int]:
+    """(width, height) after :func:`upright`, read from the header (orientations 5-8 swap them)."""
+    w, h = img.size
+    return (h, w) if img.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8) else (w, h)
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
-    """Grayscale, palette, RGBA (alpha dropped onto black), 16-bit and CMYK -> 8-bit RGB."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+    """Upright (EXIF orientation applied), then grayscale, palette, RGBA (alpha dropped onto
+    black), 16-bit, float (TIFF) and CMYK -> 8-bit RGB."""
+    img = upright(img)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
-        peak = 65535.0 if arr.max() > 255 else 255.0
-        img = Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
+        top = float(np.nanmax(arr)) if arr.size else 0.0
+        peak = 65535.0 if top > 255 else 1.0 if img.mode == "F" and top <= 1.0 else 255.0  # float TIFFs are often in [0, 1]
+        img = Image.fromarray(np.clip(np.nan_to_num(arr) / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
     if img.mode == "RGBA" or img.mode == "LA" or (img.mode == "P" and "transparency" in img.info):
         img = img.convert("RGBA")
         background = Image.new("RGBA", img.size, (0, 0, 0, 255))
@@ -103,7 +131,7 @@ def readable_size(path: str | Path, what: str = "image") -> tuple[int, int]:
     try:
         with Image.open(path) as img:
             img.load()
-            return img.size
+            return upright_size(img)
     except FileNotFoundError:
         raise ZooError(f"{what} {path} does not exist") from None
     except Exception as exc:
@@ -115,10 +143,11 @@ def load_mask(path: str | Path, convention: str = "hole-white") -> torch.Tensor:
     try:
         with Image.open(path) as img:
             img.load()
+            img = upright(img)
             if img.mode in ("P", "CMYK", "YCbCr", "HSV"):
                 img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = (np.asarray(img, dtype=np.float64) > 0).astype(np.uint8) * 255
+            if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                arr = (np.nan_to_num(np.asarray(img, dtype=np.float64)) > 0).astype(np.uint8) * 255
             else:
                 arr = np.asarray(img.convert("LA") if img.mode == "LA" else img)
                 if img.mode == "LA":
@@ -162,12 +191,36 @@ def save_mask(path: str | Path, mask: torch.Tensor | np.ndarray) -> None:
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """Image files under ``folder`` (recursive), sorted by relative path."""
+    """Image files under ``folder`` (recursive), sorted by relative path.
+
+    Two files whose relative paths differ only in the suffix (``a.png`` and ``a.jpg``, or
+    ``a.PNG``) are refused in one line naming both: they would be one image to every command
+    that pairs files by name (masks, predictions, prepared names). Files of image types the
+    zoo does not read (:data:`OTHER_IMAGE_SUFFIXES`, e.g. ``.heic``) are named in a warning."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ZooError(f"folder {folder} does not exist")
-    files = [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")]
-    return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
+    files, others = [], []
+    for p in folder.rglob("*"):
+        if p.name.startswith(".") or not p.is_file():
+            continue
+        suffix = p.suffix.lower()
+        if suffix in IMAGE_SUFFIXES:
+            files.append(p)
+        elif suffix in OTHER_IMAGE_SUFFIXES:
+            others.append(p)
+    files.sort(key=lambda p: p.relative_to(folder).as_posix())
+    seen: dict[str, Path] = {}
+    for p in files:
+        key = p.relative_to(folder).with_suffix("").as_posix()
+        if key in seen:
+            raise ZooError(f"{seen[key]} and {p} have the same name but for the suffix; the zoo pairs files by name, so keep one of them (rename or move the other)")
+        seen[key] = p
+    if others:
+        types = ", ".join(sorted({p.suffix.lower() for p in others}))
+        warnings.warn(ZooWarning(f"{len(others)} file(s) in {folder} of a type the zoo does not read ({types}; first: {sorted(others)[0]}) are not used; "
+                                 f"convert them to one of {IMAGE_TYPES}", "folders with files of types the zoo does not read"), stacklevel=2)
+    return files
 
 
 def keyed_images(folder: str | Path) -> dict[str, Path]:
@@ -181,7 +234,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
     """(width, height) of an image file without decoding it; a damaged file is a ZooError."""
     try:
         with Image.open(path) as img:
-            return img.size
+            return upright_size(img)
     except Exception as exc:
         raise ZooError(f"cannot read image {path} ({type(exc).__name__})") from None
 
@@ -192,7 +245,7 @@ def pair_images_and_masks(images: str | Path, masks: str | Path) -> list[tuple[P
     img_files = keyed_images(images)
     by_key = keyed_images(masks)
     if not img_files:
-        raise ZooError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {images}")
+        raise ZooError(f"no images ({IMAGE_TYPES}) found in {images}")
     if not by_key:
         raise ZooError(f"no mask files found in {masks}")
     pairs, missing = [], []

@@ -17,8 +17,12 @@ from typing import Any
 
 import torch
 
-from zoo.errors import plugin_error
+from zoo.errors import PluginError, plugin_error
 from zoo.plugins import get_manager
+
+class NonFiniteOutput(PluginError):
+    """A sampler returned NaN or Inf: one line naming the plugin, the method and how many images."""
+
 
 #: What hole pixels are replaced with before a method sees them (mid-grey in [-1, 1]).
 HOLE_VALUE = 0.0
@@ -46,5 +50,11 @@ def inpaint(method: str, model: torch.nn.Module, config: Any, images: torch.Tens
     pred = out.images
     if pred.shape != images.shape:
         raise plugin_error(manager.owner("methods", method), "zoo_sample", f"returned images of shape {tuple(pred.shape)} for input {tuple(images.shape)}; expected {tuple(images.shape)} (B, 3, H, W)", method)
+    bad = int((~torch.isfinite(pred)).flatten(1).any(dim=1).sum())
+    if bad:  # NaN * 0 is NaN: a non-finite prediction would also spoil the known pixels
+        line = plugin_error(manager.owner("methods", method), "zoo_sample",
+                            f"returned NaN or Inf values for {bad} of {pred.shape[0]} image(s) of this batch; nothing was written for them "
+                            "(check the checkpoint, or sample at fp32 if a lower precision was used)", method)
+        raise NonFiniteOutput(str(line))
     composited = images * (1 - masks) + pred.to(images.dtype).clamp(-1, 1) * masks
     return composited, out.info

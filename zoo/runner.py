@@ -22,7 +22,7 @@ from zoo.config import apply_overrides, coerce, config_from_dict, config_to_dict
 from zoo.data import open_data
 from zoo.device import get_device
 from zoo.errors import ZooError, choices_error
-from zoo.fsutil import check_output_dir, removed_on_failure, still_there, write_text
+from zoo.fsutil import check_apart, check_output_dir, removed_on_failure, still_there, write_text
 from zoo.imageio import load_image, load_mask, pair_images_and_masks, readable_size, save_image
 from zoo.inpaint import inpaint, sample_seed
 from zoo.plugins import get_manager
@@ -31,6 +31,8 @@ from zoo.masks import mask_kind
 from zoo.spec import TrainContext
 from zoo.train import Interrupted, TrainOptions, options_dict
 from zoo.train.init import init_provenance, meta_shapes, shape_problems, training_config
+from zoo.train.launch import RESULTS, SPEC_FILE
+from zoo.train.memory import check_training_sizes
 from zoo.train.state import CHECKPOINTS, PREFIX, resolve_resume, run_dir_of
 
 MODEL_FILE = "model.safetensors"
@@ -75,6 +77,39 @@ def _previous_commands(previous: dict[str, Any] | None) -> list[Any]:
     return list(previous.get("commands") or [previous.get("command")])
 
 
+RUN_FILE = "run.json"
+
+
+def check_run_dir(out_dir: str | Path, data: str | None, init: str | None = None, overwrite: bool = False, existing: bool = True) -> Path:
+    """``zoo train --out``: never a file, never the training data or an ``--init`` checkpoint
+    (nor inside or around them: sample grids would become training data); an existing
+    folder that is not empty must hold a zoo run (``run.json``) and needs ``overwrite``
+    (then :func:`train` removes that run whole, checkpoints too) -- continuing it is
+    ``--resume``. ``existing=False`` skips the last rule (processes other than 0 of a
+    launcher, which may find process 0's files)."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ZooError(f"--out {out}: an existing file, not a folder; give a folder path for the run")
+    data_dir = data if data and Path(str(data)).is_dir() else None
+    check_apart(out, {"--data": data_dir, "--init": init}, "--out")
+    if not existing or not out.is_dir() or not [c for c in out.iterdir() if c.name not in (SPEC_FILE, RESULTS)]:
+        return out  # new, empty, or only the launch files of a --devices run that never started
+    if not (out / RUN_FILE).is_file():
+        raise ZooError(f"--out {out} exists and holds files that are not a zoo run's (no {RUN_FILE}); choose a new folder")
+    if not overwrite:
+        raise ZooError(f"--out {out} holds a run already; continue it with --resume {out}, or pass --overwrite to replace it (its checkpoints too)")
+    return out
+
+
+def clear_run_dir(out_dir: Path) -> None:
+    """Remove everything of an old run in ``out_dir`` (``--overwrite``), except what the
+    launcher of this run wrote there (``launch.json``, ``.launch/``)."""
+    for child in out_dir.iterdir():
+        if child.name in (SPEC_FILE, RESULTS):
+            continue
+        shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+
+
 def train(
     method: str,
     data: str | None,
@@ -87,6 +122,7 @@ def train(
     options: Any = None,
     masks: str | None = None,
     command: list[str] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Train ``method`` and write ``OUT/model.safetensors``; returns its path.
 
@@ -94,7 +130,9 @@ def train(
     that checkpoint with the settings stored in its ``run.json``; ``steps`` may extend it,
     and a DATA, preset, ``--set``, batch size, seed or mask kind that differs from the
     stored one is refused; ``data`` may then be None (the run's). A run that fails before its
-    first checkpoint removes the run folder it created.
+    first checkpoint removes the run folder it created. ``overwrite``: an old run in ``out_dir``
+    (see :func:`check_run_dir`, which the CLI calls first) is removed whole once everything
+    is checked, just before the new run starts.
 
     ``options.time_budget_s`` trains until that many wall-clock seconds are spent, whatever
     the step count (giving ``steps`` too is refused); resuming a budgeted run continues with
@@ -148,6 +186,7 @@ def train(
     resolution = int(getattr(config, "resolution", 64))
     if steps < 1 or batch_size < 1:
         raise ZooError("--steps and --batch-size must be at least 1")
+    check_training_sizes(method, steps, batch_size, resolution, options)  # upper limits, the first batch against memory
     # the stored config says how long the run is and with what batch (also after extending it)
     fields = {f.name for f in dataclasses.fields(config)}
     config = dataclasses.replace(config, **{k: v for k, v in (("steps", steps), ("batch_size", batch_size)) if k in fields})
@@ -175,6 +214,9 @@ def train(
         pass
     command = command or sys.argv
     created = not ctx.out_dir.exists()
+    if overwrite and not getattr(options, "resume", None) and ctx.out_dir.is_dir() and _is_main_process():
+        clear_run_dir(ctx.out_dir)  # the old run goes now, checkpoints too: a later --resume cannot mix the two
+        created = True
     try:
         return _train_run(manager, ctx, previous, dataset, resolution, mask_name, command)
     except Exception as exc:
@@ -492,11 +534,16 @@ def _same_size_groups(imgs: list[torch.Tensor]) -> list[list[int]]:
     return list(groups.values())
 
 
-def import_checkpoint(method: str, source: str | Path, out: str | Path, preset: str | None = None, overrides: dict[str, Any] | None = None, notes: list[str] | None = None, provenance: dict[str, Any] | None = None) -> Path:
+def import_checkpoint(method: str, source: str | Path, out: str | Path, preset: str | None = None, overrides: dict[str, Any] | None = None, notes: list[str] | None = None,
+                      provenance: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
     """Convert an official file with the method's importer and save a zoo checkpoint.
 
     ``overrides`` (``--set``) reach the importer and are applied to its config; ``notes``
-    collects the importer's one-line notes for the CLI to print."""
+    collects the importer's one-line notes for the CLI to print. ``out`` is never ``source``
+    (nor inside a source folder), and an existing ``out`` needs ``overwrite``."""
+    from zoo.fsutil import check_output_file
+
+    check_output_file(out, {"OFFICIAL_FILE": source}, overwrite, example="model.safetensors")
     manager = get_manager()
     spec = manager.method(method)
     overrides = dict(overrides or {})

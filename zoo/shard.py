@@ -40,7 +40,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable
 
-from zoo.errors import QuietExit, ZooError
+from zoo.errors import EnvironmentFailure, QuietExit, ZooError, failure_line, plain_warnings
 from zoo.fsutil import write_text
 
 WORK = ".zoo-shard"  # in --out while the processes run
@@ -323,7 +323,7 @@ def _start(devices: int, kind: str, kwargs: dict[str, Any]) -> list[dict[str, An
     finally:
         shutil.rmtree(spec_dir, ignore_errors=True)
     if result is not None and result.get("error"):
-        raise ZooError(result["error"])
+        raise (EnvironmentFailure if result.get("exit_code") == 1 else ZooError)(result["error"])
     if any(codes) or result is None:
         raise RuntimeError(f"a process of --devices {devices} failed (exit codes {codes}); see its traceback above")
     return result["records"]
@@ -349,8 +349,9 @@ def _wait(procs: list[subprocess.Popen], grace: float = 10.0) -> list[int]:
 def launch_sample(devices: int, kwargs: dict[str, Any]) -> dict[str, Any]:
     """Run :func:`zoo.runner.sample_folder` (``kwargs``) over ``devices`` new processes; returns
     ``{"count", "resumed", "info", "notes"}`` as :func:`run_world` does on process 0."""
-    if devices < 1:
-        raise ZooError("--devices must be at least 1")
+    from zoo.device import check_devices
+
+    check_devices(devices, kwargs.get("device"))  # above the GPUs, cores or memory: one line before any process starts
     out = Path(kwargs["out_dir"])
     prep = {"out": str(out), "created": not out.exists()}
     try:
@@ -371,8 +372,9 @@ def launch_compare(devices: int, entries: list[Any], metrics: list[Any], out_dir
     from zoo.compare import run_compare
     from zoo.metrics.scoring import preflight
 
-    if devices < 1:
-        raise ZooError("--devices must be at least 1")
+    from zoo.device import check_devices
+
+    check_devices(devices, kwargs.get("device"))
     preflight(metrics, kwargs.get("fid_weights"))  # missing weights: one line before any process starts
     call = {"entries": [dataclasses.asdict(e) for e in entries], "metrics": [m.name for m in metrics], "out_dir": str(out_dir), "data": data,
             "masks": masks, **{k: v for k, v in kwargs.items() if k in ("count", "size", "seed", "batch_size", "device", "fid_weights", "progress")}}
@@ -384,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     """One process of ``--devices N``: ``python -m zoo.shard SPEC`` (steps 1-3; process 0
     records the outcome next to SPEC for the parent)."""
     argv = sys.argv[1:] if argv is None else argv
+    plain_warnings()  # this process runs outside the CLI's warning handler
     spec_path = Path(argv[0])
     spec = json.loads(spec_path.read_text())
     rank, _ = world()
@@ -394,6 +397,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except QuietExit as exc:
         return exc.code
+    except Exception as exc:  # a full disk, out of memory: one line from the parent, like one process
+        known = failure_line(exc)
+        if known is None or rank != 0:
+            raise
+        write_text(spec_path.parent / "result.json", json.dumps({"error": known[0], "exit_code": known[1]}))
+        return known[1]
     except KeyboardInterrupt:  # Ctrl-C reached the whole group: the parent says so once
         return 130
     if rank == 0:

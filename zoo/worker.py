@@ -13,11 +13,13 @@ import signal
 import sys
 from pathlib import Path
 
+from zoo.errors import failure_line, plain_warnings
 from zoo.train import launch
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    plain_warnings()  # this process runs outside the CLI's warning handler
     for sig in (signal.SIGINT, signal.SIGTERM):  # before anything slow: see launch.PENDING
         signal.signal(sig, launch._early_handler)
     spec = json.loads(Path(argv[0]).read_text())
@@ -42,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         except ZooError as exc:  # exit non-zero so that torchrun stops processes waiting for this one
             launch._record(run_dir, 2, "Error", str(exc))
             code = 2
+        except Exception as exc:  # a full disk, out of memory: the parent prints the one line
+            known = failure_line(exc)
+            if known is None:
+                raise
+            launch._record(run_dir, known[1], "Error", known[0])
+            code = known[1]
     except KeyboardInterrupt:  # a second signal: no checkpoint for the current step
         launch._record(run_dir, 130, "Stopped", f"stopped at once by a second signal; the current step was not saved; continue from the last checkpoint with --resume {run_dir}")
         code = 1

@@ -22,8 +22,9 @@ import click
 @click.option("--no-flops", is_flag=True, help="Skip the FLOP count (one extra sampler call).")
 @click.option("--set", "set_items", multiple=True, metavar="METHOD.KEY=VALUE", help="Config value of one method, e.g. repaint.sampling=fast (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON document instead of the table.")
-@click.option("--out", "out_file", default=None, help="Also write the JSON document to this file.")
-def bench_cmd(methods, preset, resolution, batch_size, device, precision, warmup, repeats, with_train, grad_checkpointing, micro_batch, no_flops, set_items, as_json, out_file) -> None:
+@click.option("--out", "out_file", default=None, help="Also write the JSON document to this file (a new one, unless --overwrite).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
+def bench_cmd(methods, preset, resolution, batch_size, device, precision, warmup, repeats, with_train, grad_checkpointing, micro_batch, no_flops, set_items, as_json, out_file, overwrite) -> None:
     """Sampling (and with --train, training) cost of METHOD... (default: every method in `zoo list`).
 
     Latency per image, images/s, network calls per image (nfe), s per call, parameters,
@@ -31,12 +32,10 @@ def bench_cmd(methods, preset, resolution, batch_size, device, precision, warmup
     import json
 
     from zoo.bench import BenchSettings, bench, table
-    from zoo.fsutil import write_text
+    from zoo.fsutil import check_output_file, write_text
 
-    from zoo.errors import ZooError
-
-    if out_file and Path(out_file).is_dir():
-        raise ZooError(f"--out {out_file}: is a folder; give a file name, e.g. bench.json")
+    if out_file:  # before the (long) measurements: a folder, an existing file without --overwrite
+        check_output_file(out_file, {}, overwrite, example="bench.json")
     settings = BenchSettings(preset=preset, resolution=resolution, batch_size=batch_size, device=device, precision=precision,
                              warmup=warmup, repeats=repeats, train=with_train, flops=not no_flops, grad_checkpointing=grad_checkpointing,
                              micro_batch=micro_batch)

@@ -75,22 +75,23 @@ def masks_stats(folder, mask_convention, as_json) -> None:
 @masks_group.command("convert")
 @click.argument("folder", callback=existing_dir)
 @convention_option
-@click.option("--out", "out_dir", required=True, help="Folder for the converted masks (8-bit PNG, white = hole).")
-def masks_convert(folder, mask_convention, out_dir) -> None:
+@click.option("--out", "out_dir", required=True, help="Folder for the converted masks (8-bit PNG, white = hole); never FOLDER or inside it.")
+@click.option("--overwrite", is_flag=True, help="Write into an existing folder that is not empty (its files of the same names are replaced).")
+def masks_convert(folder, mask_convention, out_dir, overwrite) -> None:
     """Rewrite the masks in FOLDER (any convention, gray/RGB/RGBA) as zoo masks."""
-    from pathlib import Path
+    from zoo.fsutil import check_output_dir, removed_on_failure
+    from zoo.imageio import IMAGE_TYPES, list_images, load_mask, save_mask
 
-    from zoo.imageio import list_images, load_mask, save_mask
-
+    out = check_output_dir(out_dir, {"FOLDER": folder}, overwrite)
     files = list_images(folder)
     if not files:
         from zoo.errors import ZooError
 
-        raise ZooError(f"no mask files (png, jpg, jpeg, webp, bmp) found in {folder}")
-    with echo_warnings():
+        raise ZooError(f"no mask files ({IMAGE_TYPES}) found in {folder}")
+    with echo_warnings(), removed_on_failure(out):
         for path in files:
             rel = path.relative_to(folder).with_suffix(".png")
-            save_mask(Path(out_dir) / rel, load_mask(path, mask_convention))
+            save_mask(out / rel, load_mask(path, mask_convention))
     click.echo(f"wrote {len(files)} mask(s) to {out_dir} (white = hole)")
 
 

@@ -33,6 +33,7 @@ from zoo_cli.options import device_option, set_option
 @click.option("--save-every", type=int, default=0, show_default=True, help="Checkpoint every N steps (and at the end); 0 = at the end only.")
 @click.option("--keep-last", type=int, default=3, show_default=True, help="Checkpoints kept; 0 = all.")
 @click.option("--resume", default=None, help="Continue a run: its folder (newest checkpoint) or one checkpoint folder.")
+@click.option("--overwrite", is_flag=True, help="Replace the run already in --out (its checkpoints too); without it an existing run folder is refused.")
 @click.option(
     "--init", "init", default=None, metavar="CKPT",
     help="Start a NEW run (step 0, fresh optimizers) from the weights of a zoo checkpoint of this method (trained or `zoo import`ed); its config unless --preset/--set change what keeps the shapes.",
@@ -58,7 +59,7 @@ from zoo_cli.options import device_option, set_option
 @device_option
 def train_cmd(
     method, data, preset, set_items, steps, time_budget, batch_size, seed, out_dir, masks, precision, grad_accum, micro_batch, grad_clip,
-    grad_checkpointing, save_every, keep_last, resume, init, val_every, val_size, val_metrics, best_metric, sample_every, log_every,
+    grad_checkpointing, save_every, keep_last, resume, overwrite, init, val_every, val_size, val_metrics, best_metric, sample_every, log_every,
     max_nonfinite, devices, strategy, sync_batchnorm, no_tensorboard, workers, device,
 ) -> None:  # fmt: skip
     """Train METHOD; writes RUN/model.safetensors (a self-describing checkpoint),
@@ -69,6 +70,7 @@ def train_cmd(
     from zoo.plugins import get_manager
     from zoo.train import Interrupted, TrainOptions
     from zoo.train import launch
+    from zoo.device import check_devices
 
     try:
         budget_s = parse_duration(time_budget) if time_budget is not None else None
@@ -103,6 +105,10 @@ def train_cmd(
     )
     if not resume:
         out_dir = out_dir or (f"runs/{method}-finetune" if init else f"runs/{method}-{preset or spec.default}")
+        # never the data or --init, never an existing run without --overwrite (under a launcher only process 0 looks: the others may see its files)
+        runner.check_run_dir(out_dir, data, init, overwrite, existing=int(os.environ.get("RANK", "0")) == 0)
+    elif overwrite:
+        raise ZooError("--resume continues the run in its folder and --overwrite replaces a run; give one of them")
     kwargs = dict(
         method=method,
         data=data,
@@ -114,9 +120,9 @@ def train_cmd(
         out_dir=out_dir,
         masks=masks,
         command=_command_line(click.get_current_context()),
+        overwrite=overwrite,
     )
-    if devices < 1:
-        raise ZooError("--devices must be at least 1")
+    check_devices(devices, options.device)  # above the GPUs, or the cores and memory of a CPU: one line before any process starts
     if devices > 1 and not launch.under_launcher():
         from pathlib import Path
 

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from zoo.errors import ZooError, ZooWarning, choices_error
-from zoo.imageio import list_images, to_rgb, uint8_to_tensor
+from zoo.imageio import IMAGE_TYPES, list_images, to_rgb, uint8_to_tensor
 from zoo.data.shapes import ShapesDataset, render
 
 CROPS = ("center", "random")
@@ -61,7 +61,7 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         self.root = Path(root)
         self.files = files if files is not None else list_images(self.root)
         if not self.files:
-            raise ZooError(f"no images (png, jpg, jpeg, webp, bmp) found in {self.root}")
+            raise ZooError(f"no images ({IMAGE_TYPES}) found in {self.root}")
         self.resolution, self.crop, self.flip, self.strict, self.seed = resolution, crop, flip, strict, seed
         self.skipped: set[str] = set()
 

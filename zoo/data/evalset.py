@@ -74,11 +74,11 @@ def _mask_source(masks: str, mask_convention: str):
 
     path = Path(masks)
     if masks not in kinds() and path.is_dir():
-        from zoo.imageio import list_images
+        from zoo.imageio import IMAGE_TYPES, list_images
 
         files = list_images(path)
         if not files:
-            raise ZooError(f"no mask files (png, jpg, jpeg, webp, bmp) found in {path}")
+            raise ZooError(f"no mask files ({IMAGE_TYPES}) found in {path}")
         return None, files
     return mask_kind(masks), None
 

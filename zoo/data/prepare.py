@@ -41,8 +41,8 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from zoo.errors import ZooError, ZooWarning, choices_error
-from zoo.fsutil import atomic_path, write_text
-from zoo.imageio import list_images, to_rgb
+from zoo.fsutil import atomic_path, check_output_dir, write_text
+from zoo.imageio import IMAGE_TYPES, list_images, to_rgb
 
 LAYOUTS = ("celeba-hq", "ffhq", "places2", "folder")
 SPLITS = ("train", "val", "test")
@@ -181,6 +181,9 @@ def _plan_folder(src: Path, files: list[Path], seed: int, val: int, test: int) -
 def plan(layout: str, src: Path, seed: int = 0, split_lists: Path | None = None, val_count: int = 2000, test_count: int = 2000) -> Plan:
     if layout not in LAYOUTS:
         raise choices_error("layout", layout, LAYOUTS)
+    for flag, count in (("--val-count", val_count), ("--test-count", test_count)):
+        if count < 0:  # a negative count would put the same images in two splits
+            raise ZooError(f"{flag} must be 0 or more (images held out of train), got {count}")
     if not src.is_dir():
         raise ZooError(f"SRC {src} is not a folder")
     if layout == "places2":
@@ -188,7 +191,7 @@ def plan(layout: str, src: Path, seed: int = 0, split_lists: Path | None = None,
     else:
         files = list_images(src)
         if not files:
-            raise ZooError(f"no images (png, jpg, jpeg, webp, bmp) found in {src}")
+            raise ZooError(f"no images ({IMAGE_TYPES}) found in {src}")
         if layout == "celeba-hq":
             result = _plan_celeba_hq(src, files, seed, split_lists, val_count, test_count)
         elif layout == "ffhq":
@@ -196,7 +199,7 @@ def plan(layout: str, src: Path, seed: int = 0, split_lists: Path | None = None,
         else:
             result = _plan_folder(src, files, seed, val_count, test_count)
     if not any(result.splits.values()):
-        raise ZooError(f"no images (png, jpg, jpeg, webp, bmp) found in {src}")
+        raise ZooError(f"no images ({IMAGE_TYPES}) found in {src}")
     return result
 
 
@@ -242,7 +245,11 @@ def prepare(
         raise choices_error("format", fmt, FORMATS)
     if size < 8:
         raise ZooError("--size must be at least 8")
+    if limit is not None and limit < 1:
+        raise ZooError(f"--limit must be at least 1 (images per split), got {limit}")
     src, out = Path(src), Path(out_dir)
+    # never into SRC or the split lists (nor around them); only its own names (images/, splits/, manifest.json) are written
+    check_output_dir(out, {"SRC": src, "--split-lists": split_lists}, overwrite=True)
     p = plan(layout, src, seed, Path(split_lists) if split_lists else None, val_count, test_count)
     for note in p.notes:
         warnings.warn(note, stacklevel=2)

@@ -73,12 +73,12 @@ def hole_ratio_stats(ratios: list[float] | np.ndarray) -> dict[str, Any]:
 
 def folder_stats(folder: str | Path, convention: str = "hole-white", progress: bool = True) -> dict[str, Any]:
     """Read every mask file under ``folder`` (recursive) and summarise their hole ratios."""
-    from zoo.imageio import list_images, load_mask
+    from zoo.imageio import IMAGE_TYPES, list_images, load_mask
 
     folder = Path(folder)
     files = list_images(folder)
     if not files:
-        raise ZooError(f"no mask files (png, jpg, jpeg, webp, bmp) found in {folder}")
+        raise ZooError(f"no mask files ({IMAGE_TYPES}) found in {folder}")
     ratios, unreadable, nonbinary = [], 0, 0
     for path in tqdm(files, desc="mask stats", disable=not progress):
         with warnings.catch_warnings(record=True) as caught:

@@ -30,10 +30,13 @@ LOGITS_LAYER = "logits_unbiased"
 
 
 def read_uint8(path: Path) -> torch.Tensor:
-    """(3, H, W) uint8, decoded the way torch-fidelity decodes a folder (PIL -> RGB)."""
+    """(3, H, W) uint8, decoded the way torch-fidelity decodes a folder (PIL -> RGB), upright
+    (EXIF orientation applied, as every image the zoo reads; files without one are unchanged)."""
+    from zoo.imageio import upright
+
     try:
         with Image.open(path) as img:
-            arr = np.asarray(img.convert("RGB"))
+            arr = np.asarray(upright(img).convert("RGB"))
     except Exception as exc:
         raise ZooError(f"cannot read image {path} ({type(exc).__name__})") from None
     return torch.from_numpy(arr.copy()).permute(2, 0, 1)

@@ -324,6 +324,10 @@ def score_folders(
         vals = values[spec.name]
         entry = {**mean_ci(vals, spec.value_range), "higher_is_better": spec.higher_is_better, "ci": "t", "description": spec.description}
         entry["bins"] = {b: mean_ci([v for v, bb in zip(vals, result.bins) if bb == b], spec.value_range) for b in order}
+        for b in order:  # the bin's cell says how many of its images had no finite value
+            k = sum(1 for v, bb in zip(vals, result.bins) if bb == b and v is None)
+            if k:
+                entry["bins"][b]["non_finite"] = k
         if non_finite.get(spec.name):
             k = non_finite[spec.name]
             entry["non_finite"] = k
@@ -356,6 +360,11 @@ def score_folders(
             for b in order:
                 idx = np.flatnonzero(bin_arr == b)
                 entry["bins"][b] = {"value": _finite(spec.fn(_take(pred_f, idx), _take(gt_f, idx))), "ci_low": None, "ci_high": None, "n": int(len(idx))}
+                if entry["bins"][b]["value"] is None:
+                    entry["bins"][b]["non_finite"] = int(len(idx))
+            if value is None:  # a NaN over the whole set: marked in the report, and a warning
+                entry["non_finite"] = n
+                result.warnings.append(f"metric {spec.name!r} ({_owner(spec)}) gave NaN or infinite over the whole set of {n} images; reported as n/a")
             if spec.detail is not None:
                 entry["detail"] = {k: _finite(v) for k, v in spec.detail(pred_f, gt_f).items()}
             result.metrics[spec.name] = entry

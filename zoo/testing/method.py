@@ -14,7 +14,7 @@ import torch
 from zoo.checkpoint import load_model, save_checkpoint
 from zoo.config import config_to_dict, resolve_config
 from zoo.errors import PluginError, ZooError
-from zoo.inpaint import inpaint
+from zoo.inpaint import NonFiniteOutput, inpaint
 from zoo.plugins import get_manager
 from zoo.provenance import checkpoint_meta
 from zoo.spec import FAMILIES, MethodSpec
@@ -75,6 +75,8 @@ class _Kit:
         try:
             with torch.no_grad(), _global_rng(global_seed, which):
                 out, _ = inpaint(self.method, net, config, images, masks, torch.Generator().manual_seed(seed))
+        except NonFiniteOutput as exc:
+            raise self.fail("finite", str(exc)) from exc
         except PluginError as exc:
             raise self.fail("output", str(exc)) from exc
         except ZooError as exc:

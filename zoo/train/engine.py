@@ -42,7 +42,7 @@ import torch
 from tqdm.auto import tqdm
 
 from zoo.device import get_device
-from zoo.errors import ZooError
+from zoo.errors import ZooError, plain_warnings
 from zoo.spec import TrainContext, TrainResult
 from zoo.train import dist, events, fsdp, memory, state as ckpt, watch
 from zoo.train.budget import BudgetClock
@@ -185,6 +185,7 @@ class _Trainer(StepMixin, CheckpointMixin, ValidationMixin, FaultsMixin):
             batch_size=share,
             sampler=_Positions(self.samples_seen, ctx.batch_size, self.rank, share),
             num_workers=opts.num_workers,
+            worker_init_fn=plain_warnings,  # a worker's warnings as `Warning: ...` lines, also when it was spawned
             generator=torch.Generator().manual_seed(ctx.seed),  # never draw from the global RNG
         )
         data = iter(loader)

@@ -90,3 +90,48 @@ def probe_micro_batch(run_micro: Callable[[int], None], per_process: int, device
             torch.cuda.empty_cache()
         m //= 2
     return 0
+
+
+def memory_of(device: torch.device) -> int:
+    """Bytes of memory of ``device``: the GPU's, or the machine's physical memory."""
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device.index or 0).total_memory)
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # no sysconf (Windows): no estimate
+        return 0
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+def check_training_sizes(method: str, steps: int, batch_size: int, resolution: int, options: object) -> None:
+    """Before a run starts: ``--steps`` and ``--batch-size`` within the zoo's upper limits, and
+    the first (micro-)batch within the device's memory (:func:`check_first_batch`)."""
+    from zoo.config import check_upper_limit
+    from zoo.device import get_device
+
+    check_upper_limit("steps", steps, f"--steps {steps}")
+    check_upper_limit("batch_size", batch_size, f"--batch-size {batch_size}")
+    micro = getattr(options, "micro_batch", None)
+    first = min(batch_size, micro) if isinstance(micro, int) else batch_size
+    check_first_batch(resolution, first, get_device(getattr(options, "device", None)), method)
+
+
+def check_first_batch(resolution: int, batch: int, device: torch.device, method: str) -> None:
+    """Refuse, before any work, a training resolution or batch whose first batch cannot fit:
+    its images (3 channels) and masks (1), float32, are a lower bound of what a step holds (the
+    network's activations come on top). Also refuses a side above :data:`zoo.config.MAX_SIDE`."""
+    from zoo.config import MAX_SIDE
+    from zoo.errors import ZooError
+
+    need = batch * 4 * resolution * resolution * 4
+    have = memory_of(device)
+    where = "the GPU's" if device.type == "cuda" else "this machine's"
+    estimate = f"the first batch alone needs {_gib(need)} ({batch} images of {resolution}x{resolution}, 3 colour channels and a mask, float32)"
+    if resolution > MAX_SIDE:
+        raise ZooError(f"config resolution={resolution} for {method}: at most {MAX_SIDE} (the zoo's upper limit for an image side); {estimate}")
+    if have and need > have:
+        raise ZooError(f"config resolution={resolution} with --batch-size {batch} for {method}: {estimate}, more than {where} {_gib(have)} of memory; "
+                       "lower --set resolution= or --batch-size (or use --micro-batch auto)")

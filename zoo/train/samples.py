@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 import torch
 
-from zoo.errors import ZooError
+from zoo.errors import ZooError, plain_warnings
 from zoo.masks import make_mask
 from zoo.spec import TrainContext
 from zoo.train.task import TrainOptions
@@ -57,7 +57,8 @@ class _Positions(torch.utils.data.Sampler):
 def batches(ctx: TrainContext, micro: int, start: int = 0, num_workers: int = 0) -> Iterator[dict]:
     """Batches of ``micro`` consecutive sample positions from ``start`` (one process)."""
     samples = TrainSamples(ctx.data, ctx.masks, ctx.seed)
-    loader = torch.utils.data.DataLoader(samples, batch_size=micro, sampler=_Positions(start, micro, 0, micro), num_workers=num_workers)
+    loader = torch.utils.data.DataLoader(samples, batch_size=micro, sampler=_Positions(start, micro, 0, micro), num_workers=num_workers,
+                                         worker_init_fn=plain_warnings)
     return iter(loader)
 
 

@@ -36,7 +36,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from zoo.errors import ZooError
+from zoo.errors import ZooError, note_os_context
 from zoo.fsutil import still_there, usual_mode
 
 STATE_FILE = "state.safetensors"
@@ -125,6 +125,9 @@ def write_checkpoint(run_dir: Path, step: int, state: dict[str, Any], export: di
         _fsync_dir(root)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+    except Exception as exc:  # a full disk names no file: say which checkpoint
+        note_os_context(exc, "write the checkpoint", final)
+        raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
