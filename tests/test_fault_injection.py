@@ -147,7 +147,7 @@ FAULTS = ["read-only", "full", "deleted"]
 # -- zoo sample -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("fault", FAULTS)
 def test_sample_output_fault(tmp_path, monkeypatch, fault):
-    import zoo.runner as runner
+    import zoo.sampling as sampling
 
     _images(tmp_path, 6)
     common = ["sample", "telea", "--images", tmp_path / "images", "--masks", tmp_path / "masks", "--batch-size", "2"]
@@ -155,7 +155,7 @@ def test_sample_output_fault(tmp_path, monkeypatch, fault):
     assert ref.exit_code == 0, ref.stderr
     with tmpfs(tmp_path / "disk", "1m") as disk:
         out = disk / "out"
-        at_call(monkeypatch, runner, "save_image", 4, lambda: inject(fault, disk, out))  # batches 0-1 and 2-3 are done by then
+        at_call(monkeypatch, sampling, "save_image", 4, lambda: inject(fault, disk, out))  # batches 0-1 and 2-3 are done by then
         res = zoo(*common, "--out", out, cwd=tmp_path)
         assert_one_line(res, fault, str(out))
         monkeypatch.undo()

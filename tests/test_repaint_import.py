@@ -89,10 +89,19 @@ def test_import_guided_file_is_strict_and_computes_the_same_function(cli, tmp_pa
     r = cli("import", "repaint", tmp_path / "missing.pt", "--preset", "tiny", "--out", tmp_path / "q.safetensors")
     assert r.exit_code == 2 and "1 missing (e.g. unet.out.2.bias)" in r.output
     sd["out.2.bias"] = torch.zeros(6)
-    sd["label_emb.weight"] = torch.zeros(10, 128)
+    sd["middle_block.3.weight"] = torch.zeros(10, 128)
     torch.save(sd, tmp_path / "extra.pt")
     r = cli("import", "repaint", tmp_path / "extra.pt", "--preset", "tiny", "--out", tmp_path / "q.safetensors")
-    assert r.exit_code == 2 and "unexpected (e.g. unet.label_emb.weight)" in r.output
+    assert r.exit_code == 2 and "unexpected (e.g. unet.middle_block.3.weight)" in r.output
+    # a class embedding is read (issue 26): the preset's num_classes must match the file's
+    del sd["middle_block.3.weight"]
+    sd["label_emb.weight"] = torch.zeros(10, 128)
+    torch.save(sd, tmp_path / "classes.pt")
+    r = cli("import", "repaint", tmp_path / "classes.pt", "--preset", "tiny", "--out", tmp_path / "q.safetensors")
+    assert r.exit_code == 2 and "num_classes: file has 10, preset tiny has none" in r.output
+    r = cli("import", "repaint", tmp_path / "classes.pt", "--preset", "tiny", "--set", "num_classes=10", "--out", tmp_path / "q.safetensors")
+    assert r.exit_code == 0, r.output
+    assert load_model(tmp_path / "q.safetensors", "repaint")[1].num_classes == 10
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,7 @@ import sys
 import time
 
 import zoo.imageio as imageio
-import zoo.runner as runner
+import zoo.sampling as sampling
 
 _real = imageio.save_image
 
@@ -52,7 +52,7 @@ def _slow(*args, **kwargs):
     return _real(*args, **kwargs)
 
 
-imageio.save_image = runner.save_image = _slow
+imageio.save_image = sampling.save_image = _slow
 from zoo_cli.main import main  # noqa: E402
 
 sys.argv[0] = "zoo"
@@ -149,7 +149,7 @@ def _images(folder: Path, n: int) -> None:
 
 
 def test_sample_survives_a_lost_machine_and_resumes(tmp_path, monkeypatch):
-    from zoo.runner import PROGRESS_DIR
+    from zoo.sampling import PROGRESS_DIR
     from zoo.shard import _free_port
     from zoo_cli.main import app
 

@@ -135,8 +135,10 @@ def _type_name(tp: Any) -> str:
 def apply_overrides(config: Any, overrides: Mapping[str, Any], method: str | None = None) -> Any:
     """Return a copy of ``config`` with ``overrides`` applied and type-checked."""
     types_ = field_types(type(config))
+    aliases = getattr(type(config), "SET_ALIASES", {})  # e.g. repaint's ``class`` (a Python keyword) -> class_label
     changes = {}
     for key, value in overrides.items():
+        key = aliases.get(key, key)
         if key not in types_:
             raise choices_error(f"config key for {method or 'this method'}", key, types_)
         changes[key] = coerce(value, types_[key], key)

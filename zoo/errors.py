@@ -154,8 +154,9 @@ def _library_errno(exc: BaseException) -> int | None:
 
 
 def as_os_error(exc: BaseException) -> OSError | None:
-    """``exc`` as an OSError: itself, an OSError it was raised from, or a library's error that
-    wraps an operating-system error; None when it is none of these."""
+    """``exc`` as an OSError: itself, an OSError it was raised from (``raise ... from``; not one
+    it was merely raised while handling: that is a bug's), or a library's error that wraps an
+    operating-system error; None when it is none of these."""
     seen = set()
     e: BaseException | None = exc
     while e is not None and id(e) not in seen:
@@ -170,7 +171,7 @@ def as_os_error(exc: BaseException) -> OSError | None:
                 setattr(wrapped, OS_CONTEXT_ATTR, context)
             wrapped.__traceback__ = e.__traceback__
             return wrapped
-        e = e.__cause__ or e.__context__
+        e = e.__cause__
     return None
 
 
@@ -187,6 +188,10 @@ def _operation(exc: OSError) -> str:
     return "use"
 
 
+def _path_text(path: object) -> str:
+    return os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else str(path)
+
+
 def os_error_line(exc: OSError) -> tuple[str, int]:
     """One line for an operating-system error and its exit code: 2 when the path given cannot
     be used (:data:`USER_ERRNOS`), 1 when the environment failed (a full disk, an I/O error)."""
@@ -194,9 +199,9 @@ def os_error_line(exc: OSError) -> tuple[str, int]:
     context = getattr(exc, OS_CONTEXT_ATTR, None)
     path = exc.filename if exc.filename is not None else (context[1] if context else None)
     operation = context[0] if context and exc.filename is None else _operation(exc)
-    target = f" {os.fsdecode(path)}" if path is not None else ""
+    target = f" {_path_text(path)}" if path is not None else ""
     if exc.filename2 is not None:
-        target += f" -> {os.fsdecode(exc.filename2)}"
+        target += f" -> {_path_text(exc.filename2)}"
     reason = exc.strerror or str(exc)
     hint = _HINTS.get(name, "")
     if name == "EEXIST" and path is not None and os.path.isfile(path) and operation == "create the folder":

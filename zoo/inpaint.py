@@ -13,7 +13,9 @@ guarantees:
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Iterator
 
 import torch
 
@@ -26,6 +28,26 @@ class NonFiniteOutput(PluginError):
 
 #: What hole pixels are replaced with before a method sees them (mid-grey in [-1, 1]).
 HOLE_VALUE = 0.0
+
+
+_NAMES: ContextVar[tuple[str, ...] | None] = ContextVar("zoo_image_names", default=None)
+
+
+@contextmanager
+def image_names_of_batch(names: list[str]) -> Iterator[None]:
+    """While active, :func:`image_names` returns ``names`` (``zoo sample`` sets it per batch)."""
+    token = _NAMES.set(tuple(names))
+    try:
+        yield
+    finally:
+        _NAMES.reset(token)
+
+
+def image_names() -> tuple[str, ...] | None:
+    """The names of the images of the batch being sampled, in batch order: their paths under
+    ``--images`` without the suffix, as the output files are named (``zoo sample`` only; None
+    elsewhere). For per-image settings such as repaint's class list file."""
+    return _NAMES.get()
 
 
 def erase_holes(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

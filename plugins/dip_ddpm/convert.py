@@ -52,6 +52,8 @@ def _prior(source: Path, method: str, config: dict[str, Any], state: dict[str, t
     missing = [f for f in PRIOR_FIELDS if f not in config]
     if missing:
         raise ZooError(f"{source}: method {method!r} is not a DDPM prior like repaint's (its config has no {missing[0]!r})")
+    if config.get("num_classes") is not None:
+        raise ZooError(f"{source}: the prior is class-conditional ({config['num_classes']} classes); dip-ddpm needs an unconditional prior")
     if not state or not all(k.startswith("unet.") for k in state):
         bad = next((k for k in state if not k.startswith("unet.")), "(no tensors)")
         raise ZooError(f"{source}: expected the prior's weights under unet.*, found {bad!r}")

@@ -17,6 +17,11 @@ from zoo.config import require
 @dataclass
 class LamaConfig:
     resolution: int = 256  # training crop size (big-lama: 256 px crops of Places)
+    # training augmentation, the published recipe: LaMa's `distortions` transform, RandomCrop to out_size +
+    # HorizontalFlip (its affine, perspective and colour jitter are not reproduced).
+    # Validation and evaluation always use fixed centre crops (docs/training.md, Augmentation)
+    crop: str = "random"  # random | center: where the training crop is taken (zoo.data)
+    flip: bool = True  # random horizontal flip of training images
     # -- generator: FFC-ResNet ----------------------------------------------------------
     ngf: int = 64  # channels after the 7x7 stem; doubles at each downsampling
     n_downsampling: int = 3  # stride-2 FFC convs (sampling pads to a multiple of 2**n)
@@ -49,6 +54,14 @@ class LamaConfig:
     steps: int = 1_000_000  # 40 epochs x 25000 batches
     batch_size: int = 10  # per GPU in LaMa (trained on several GPUs)
     train_masks: str = "lama-train"  # LaMa's mixture of irregular strokes and boxes
+    # -- test-time feature refinement (predict.py ``refine:`` / ``refiner:`` of
+    #    configs/prediction/default.yaml; Kulshreshtha et al. 2022), sampling only -------
+    refine: bool = False  # optimise the generator's bottleneck features per image (refine)
+    refine_n_iters: int = 15  # forward passes per scale after the coarsest (refiner.n_iters)
+    refine_lr: float = 0.002  # Adam learning rate on the features (refiner.lr)
+    refine_min_side: int = 512  # scales: 1 + round(log2(short side / min_side)) (refiner.min_side)
+    refine_max_scales: int = 3  # cap on the number of pyramid scales (refiner.max_scales)
+    refine_px_budget: int = 1_800_000  # larger images are refined at a size with H*W <= this (refiner.px_budget)
 
     def for_training(self) -> "LamaConfig":
         """Training is adversarial: the discriminator is always built (a generator-only
@@ -63,10 +76,16 @@ class LamaConfig:
         require(0.0 <= self.ratio_g <= 1.0, "ratio_g", self.ratio_g, "must lie in [0, 1]")
         require(self.lr_g > 0 and self.lr_d > 0, "lr_g/lr_d", (self.lr_g, self.lr_d), "must be > 0")
         require(all(0.0 <= b < 1.0 for b in self.betas), "betas", self.betas, "each must lie in [0, 1)")
+        for name in ("refine_n_iters", "refine_min_side", "refine_max_scales", "refine_px_budget"):
+            require(getattr(self, name) >= 1, name, getattr(self, name), "must be at least 1")
+        require(self.refine_lr > 0, "refine_lr", self.refine_lr, "must be > 0")
+        if self.refine:
+            require(self.n_blocks >= 1, "refine", self.refine, "needs a generator with residual blocks (n_blocks >= 1): it optimises their input")
 
 
 LAMA_PRESETS = {
     "tiny": {
+        "crop": "center", "flip": False,  # tests overfit fixed images: no augmentation
         "resolution": 32,
         "ngf": 8,
         "n_blocks": 2,
@@ -81,6 +100,19 @@ LAMA_PRESETS = {
         "steps": 50,
         "batch_size": 4,
         "train_masks": "box",
+    },
+    # 64 px on a CPU, ~3.4 M parameters: the published architecture scaled down for `zoo study` and
+    # CPU-minute --time-budget runs (table in README.md)
+    "small": {
+        "resolution": 64,
+        "ngf": 24,  # 64 -> 8 px after 3 downsamplings, 192 channels in 6 FFC blocks
+        "n_blocks": 6,
+        "ndf": 32,
+        "d_layers": 3,
+        "hrf_pl_weight": 0.0,  # its ADE20k segmentation weights are not on an offline machine ...
+        "l1_weight_missing": 10.0,  # ... so the hole gets an L1 term in its place
+        "steps": 20_000,
+        "batch_size": 8,
     },
     "lama-fourier": {"n_blocks": 9},
     "big-lama": {},

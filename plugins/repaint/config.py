@@ -4,14 +4,20 @@ UNet2DModel for imported diffusers folders), its noise schedule, training, and s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 
 @dataclass
 class RepaintConfig:
+    SET_ALIASES: ClassVar[dict[str, str]] = {"class": "class_label"}  # `--set class=N` ("class" is a Python keyword)
+
     # -- the prior: guided-diffusion UNet (Dhariwal & Nichol 2021) --------------------------
     backbone: Literal["guided", "diffusers"] = "guided"  # diffusers: imported UNet2DModel folder
     resolution: int = 256  # training size; attention_resolutions refer to it
+    # training augmentation, the published recipe: guided-diffusion's load_data: random_crop=False (centre crop), random_flip=True.
+    # Validation and evaluation always use fixed centre crops (docs/training.md, Augmentation)
+    crop: str = "center"  # random | center: where the training crop is taken (zoo.data)
+    flip: bool = True  # random horizontal flip of training images
     channels: int = 256  # base width C ("num_channels")
     channel_mult: tuple[int, ...] = (1, 1, 2, 2, 4, 4)  # width multiplier per level
     num_res_blocks: int = 2  # residual blocks per level
@@ -23,6 +29,7 @@ class RepaintConfig:
     resblock_updown: bool = True  # residual blocks resample (else strided conv / upsample+conv)
     learn_sigma: bool = True  # 6 output channels: eps and the variance interpolation v
     diffusers_unet: dict[str, Any] = field(default_factory=dict)  # UNet2DModel config (backbone=diffusers)
+    num_classes: int | None = None  # class-conditional prior (label_emb; read from the file); none: unconditional
     # -- noise schedule ---------------------------------------------------------------------
     diffusion_steps: int = 1000  # T of the training chain
     beta_schedule: Literal["linear", "cosine"] = "linear"  # linear: beta_start..beta_end scaled by 1000/T
@@ -34,17 +41,28 @@ class RepaintConfig:
     ema_decay: float = 0.9999  # the checkpoint holds the EMA weights
     steps: int = 250_000
     batch_size: int = 16
+    vlb_clip_denoised: bool = False  # clip the x0 estimate in the VLB term (guided-diffusion: false)
     train_masks: str = "box"  # unused by the prior (unconditional); the engine draws masks anyway
     # -- sampling (RePaint) -----------------------------------------------------------------
     sampling: Literal["published", "fast", "custom"] = "published"  # custom: the fields below
     t_T: int = 250  # levels of the respaced sampling chain (guided "timestep_respacing")
     jump_length: int = 10  # j: levels jumped back up at each jump point
     jump_n_sample: int = 10  # r: times each stretch is denoised
+    jump2_length: int = 1  # a second tier of jumps inside each stretch (official default 1: none)
+    jump2_n_sample: int = 1
+    jump3_length: int = 1  # a third tier inside the second
+    jump3_n_sample: int = 1
+    start_resampling: int | None = None  # jumps only at levels <= this (none: everywhere)
+    n_sample: int = 1  # one-level resamplings at every step (official schedule_jump_params.n_sample)
     sampler: Literal["ddpm", "ddim"] = "ddpm"  # ddpm: posterior step (learned variance if any)
     eta: float = 1.0  # ddim noise scale (1.0 = DDPM-like variance, 0.0 = deterministic)
     clip_denoised: bool = True  # clip the x0 estimate to [-1, 1]
     known_noise: Literal["shared", "fresh"] = "shared"  # fresh: known region re-drawn before every call (official)
     schedule_alignment: Literal["repaint", "diffusers"] = "repaint"  # level walk of the official code or of diffusers
+    class_label: str | None = None  # --set class=N: the class to sample; a file of "NAME CLASS" lines; none: random per image (official)
+    classifier: str | None = None  # noisy-image classifier file (guided-diffusion EncoderUNetModel) for classifier guidance
+    classifier_scale: float = 1.0  # scale of the classifier's gradient
+    classifier_depth: int = 2  # residual blocks per level of the classifier (the published 2; shapes cannot tell it)
     score_levels: int = 10  # timesteps (evenly spread) the score hook averages the hole loss over
 
     def __post_init__(self) -> None:
@@ -54,7 +72,7 @@ class RepaintConfig:
     def validate(self) -> None:
         from zoo.config import require
 
-        for name in ("t_T", "jump_length", "jump_n_sample", "num_heads", "score_levels"):
+        for name in ("t_T", "jump_length", "jump_n_sample", "jump2_length", "jump2_n_sample", "jump3_length", "jump3_n_sample", "n_sample", "num_heads", "score_levels"):
             require(getattr(self, name) >= 1, name, getattr(self, name), "must be at least 1")
         require(self.num_head_channels is None or self.num_head_channels >= 1, "num_head_channels", self.num_head_channels, "must be at least 1, or none (use num_heads)")
         require(len(self.channel_mult) > 0 and all(m >= 1 for m in self.channel_mult), "channel_mult", self.channel_mult, "needs at least one entry, each at least 1")
@@ -72,6 +90,8 @@ class RepaintConfig:
                 require(all(w % self.num_head_channels == 0 for w in attn), "num_head_channels", self.num_head_channels, f"must divide the attention widths {sorted(attn)}")
         require(0.0 < self.beta_start < self.beta_end < 1.0, "beta_start/beta_end", (self.beta_start, self.beta_end), "need 0 < beta_start < beta_end < 1")
         require(self.eta >= 0, "eta", self.eta, "must be 0 or more")
+        require(self.num_classes is None or self.num_classes >= 1, "num_classes", self.num_classes, "must be at least 1, or none (unconditional)")
+        require(self.classifier_depth >= 1, "classifier_depth", self.classifier_depth, "must be at least 1")
         require(self.lr > 0, "lr", self.lr, "must be > 0")
 
 
@@ -102,10 +122,18 @@ _PUBLISHED = {
 PRESETS: dict[str, dict[str, Any]] = {
     # seconds on a CPU; tests
     "tiny": {
+        "crop": "center", "flip": False,  # tests overfit fixed images: no augmentation
         "resolution": 32, "channels": 32, "channel_mult": (1, 2), "num_res_blocks": 1,
         "attention_resolutions": (16,), "num_head_channels": 16, "diffusion_steps": 1000,
         "lr": 1e-3, "ema_decay": 0.9, "steps": 40, "batch_size": 4,
         "sampling": "custom", "t_T": 10, "jump_length": 2, "jump_n_sample": 2,
+    },
+    # 64 px on a CPU, ~3.2 M parameters: the published architecture scaled down for `zoo study` and
+    # CPU-minute --time-budget runs (table in README.md)
+    "small": {
+        "resolution": 64, "channels": 32, "channel_mult": (1, 2, 4), "num_res_blocks": 1,
+        "attention_resolutions": (16,), "num_head_channels": 32, "lr": 2e-4, "ema_decay": 0.999,
+        "steps": 20_000, "batch_size": 8,
     },
     # one consumer GPU (~140M parameters at 256 px; use --grad-checkpointing / --precision bf16)
     "base": {
@@ -115,4 +143,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     # the published architecture of RePaint's CelebA-HQ and Places2 priors (guided-diffusion, 552.8M params)
     "celebahq-256": dict(_PUBLISHED),
     "places-256": dict(_PUBLISHED),
+    # guided-diffusion's class-conditional ImageNet prior (256x256_diffusion.pt; RePaint's inet256 configs)
+    "imagenet-256": {**_PUBLISHED, "num_classes": 1000},
 }

@@ -13,12 +13,12 @@ def zoo_register_methods():
     return [
         MethodSpec(
             name=NAME,
-            summary="RePaint: resampling an unconditional DDPM prior (guided-diffusion UNet) to fill holes.",
+            summary="RePaint: resampling a DDPM prior (guided-diffusion UNet; class-conditional with classifier guidance) to fill holes.",
             family="diffusion",
             config=cfg.RepaintConfig,
             presets=cfg.PRESETS,
             paper="Lugmayr et al., RePaint: Inpainting using Denoising Diffusion Probabilistic Models, CVPR 2022",
-            license="code MIT; published RePaint weights CC BY-NC-SA 4.0",
+            license="code MIT; published RePaint weights CC BY-NC-SA 4.0; guided-diffusion ImageNet weights MIT",
             default_preset="tiny",
         )
     ]

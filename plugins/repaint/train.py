@@ -3,6 +3,7 @@ guided-diffusion's "hybrid" loss), EMA weights exported."""
 
 from __future__ import annotations
 
+from zoo.errors import ZooError
 from zoo.spec import TrainContext, TrainResult
 from zoo.train import fit
 from zoo.train.prior import DiffusionPriorTask
@@ -17,6 +18,8 @@ class PriorTask(DiffusionPriorTask):
 
 
 def train(model: RepaintPrior, ctx: TrainContext) -> TrainResult:
+    if getattr(ctx.config, "num_classes", None) is not None:
+        raise ZooError(f"repaint trains unconditional priors only; this config is class-conditional (num_classes={ctx.config.num_classes}) and the training data has no labels")
     if ctx.options is not None and getattr(ctx.options, "grad_checkpointing", False):
         model.set_grad_checkpointing(True)
     result = fit(PriorTask(model, ctx.config), ctx)

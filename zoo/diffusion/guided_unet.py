@@ -5,6 +5,7 @@ parameter names, so published checkpoints (openai/guided-diffusion, andreas128/R
 Layout of the state dict (the published key names)::
 
     time_embed.{0,2}                    sinusoidal(t) -> MLP, width 4C
+    label_emb                           class-conditional models only: (num_classes, 4C), added
     input_blocks.0.0                    conv 3x3, in -> C
     input_blocks.i.{0: ResBlock, 1: AttentionBlock?} | .0: ResBlock(down) / Downsample
     middle_block.{0: ResBlock, 1: AttentionBlock, 2: ResBlock}
@@ -42,6 +43,7 @@ class GuidedUNetConfig:
     use_scale_shift_norm: bool = True
     resblock_updown: bool = True
     grad_checkpointing: bool = False
+    num_classes: int | None = None  # class-conditional (guided-diffusion's ImageNet models): label_emb
 
 
 class GroupNorm32(nn.GroupNorm):
@@ -154,7 +156,7 @@ class EmbedSequential(nn.Sequential):
 
 
 class GuidedUNet(nn.Module):
-    """eps (and variance) predicting UNet: (B, in, H, W), (B,) timesteps -> (B, out, H, W)."""
+    """eps (and variance) predicting UNet: (B, in, H, W), (B,) timesteps [, (B,) classes] -> (B, out, H, W)."""
 
     def __init__(self, cfg: GuidedUNetConfig) -> None:
         super().__init__()
@@ -169,6 +171,8 @@ class GuidedUNet(nn.Module):
             return AttentionBlock(ch, cfg.num_heads, cfg.num_head_channels)
 
         self.time_embed = nn.Sequential(nn.Linear(C, emb_ch), nn.SiLU(), nn.Linear(emb_ch, emb_ch))
+        if cfg.num_classes is not None:
+            self.label_emb = nn.Embedding(cfg.num_classes, emb_ch)  # added to the timestep embedding
         self.input_blocks = nn.ModuleList([EmbedSequential(nn.Conv2d(cfg.in_channels, C, 3, padding=1))])
         skip_chs, ch, ds = [C], C, 1
         for level, mult in enumerate(cfg.channel_mult):
@@ -205,8 +209,13 @@ class GuidedUNet(nn.Module):
             return checkpoint(block, h, emb, use_reentrant=False)
         return block(h, emb)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """``y`` (B,) class indices: required by a class-conditional UNet, refused by another."""
+        if (y is None) != (self.cfg.num_classes is None):
+            raise ValueError("a class-conditional UNet needs y (B,) class indices; an unconditional one takes none")
         emb = self.time_embed(timestep_embedding(t, self.cfg.model_channels))  # (B, 4C)
+        if y is not None:
+            emb = emb + self.label_emb(y)  # (B, 4C)
         h, skips = x, []
         for block in self.input_blocks:  # down to (B, C * mult[-1], H / 2**(L-1), ...)
             h = self._run(block, h, emb)

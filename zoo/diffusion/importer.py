@@ -1,12 +1,12 @@
-"""Reading published unconditional DDPM priors into a zoo prior config: a guided-diffusion
-checkpoint file (RePaint's ``celeba256_250000.pt``, ``places256_300000.pt``: raw state dicts)
-or a diffusers-format DDPM folder. Used by every method whose model is such a prior
+"""Reading published DDPM priors into a zoo prior config: a guided-diffusion checkpoint file
+(RePaint's ``celeba256_250000.pt``, ``places256_300000.pt``, guided-diffusion's class-conditional
+``256x256_diffusion.pt``: raw state dicts) or a diffusers-format DDPM folder. Used by every method whose model is such a prior
 (``zoo import repaint``, ``zoo import dip-ddpm``, ``--set prior=``), each with its own config
 class and presets (:class:`PriorConfigs`).
 
 The file describes itself: every architecture setting the tensor shapes determine
 (channels, channel_mult, num_res_blocks, attention levels, learned sigma, scale-shift norm,
-resblock up/down, input/output channels) is read back from them
+resblock up/down, input/output channels, the classes of ``label_emb``) is read back from them
 (:func:`infer_guided_settings`), so any guided-diffusion UNet imports, not only the presets.
 What the shapes cannot tell is asked for, with ``--set key=value``: the heads per attention
 layer (``num_head_channels``, or ``num_head_channels=none`` and ``num_heads``) when the file
@@ -81,6 +81,7 @@ def infer_guided_settings(sd: dict[str, torch.Tensor], resolution: int) -> dict[
         updown = bool(ups) and any(f"output_blocks.{ups[0]}.{s}.in_layers.2.weight" in sd for s in (1, 2))
         first = sd["input_blocks.1.0.emb_layers.1.weight"].shape[0]
         scale_shift = first == 2 * sd["input_blocks.1.0.out_layers.3.weight"].shape[0]
+        num_classes = sd["label_emb.weight"].shape[0] if "label_emb.weight" in sd else None
         attn_levels = sorted({(i - 1) // (nrb + 1) for i in _block_ids(sd, "input_blocks") if f"input_blocks.{i}.1.qkv.weight" in sd}, reverse=True)
     except (KeyError, IndexError) as exc:
         raise ZooError(f"not a guided-diffusion UNet state dict (missing {exc}); expected keys time_embed.*, input_blocks.*, middle_block.*, output_blocks.*, out.*") from None
@@ -93,6 +94,7 @@ def infer_guided_settings(sd: dict[str, torch.Tensor], resolution: int) -> dict[
         "in_channels": in_ch,
         "use_scale_shift_norm": scale_shift,
         "resblock_updown": updown,
+        "num_classes": num_classes,
     }
 
 
@@ -108,6 +110,7 @@ def check_guided_architecture(sd: dict[str, torch.Tensor], cfg: Any, preset: str
         "in_channels": 3,
         "use_scale_shift_norm": cfg.use_scale_shift_norm,
         "resblock_updown": cfg.resblock_updown,
+        "num_classes": getattr(cfg, "num_classes", None),
     }
     for key, value in wanted.items():
         if found[key] != value:
@@ -115,6 +118,8 @@ def check_guided_architecture(sd: dict[str, torch.Tensor], cfg: Any, preset: str
 
 
 def _fmt(v: Any) -> str:
+    if v is None:
+        return "none"
     return ",".join(map(str, v)) if isinstance(v, tuple) else str(v).lower() if isinstance(v, bool) else str(v)
 
 
@@ -143,7 +148,9 @@ def inferred_config(sd: dict[str, torch.Tensor], overrides: dict[str, Any] | Non
     resolution = int(apply_overrides(configs.make(None), {k: v for k, v in overrides.items() if k == "resolution"}).resolution)
     found = infer_guided_settings(sd, resolution)
     if found["in_channels"] != 3:
-        raise ZooError(f"the UNet takes {found['in_channels']} input channels; {configs.method} needs an unconditional RGB prior (3)")
+        raise ZooError(f"the UNet takes {found['in_channels']} input channels; {configs.method} needs an RGB prior (3)")
+    if found["num_classes"] is not None and "num_classes" not in {f.name for f in dataclasses.fields(configs.make(None))}:
+        raise ZooError(f"the UNet is class-conditional (label_emb: {found['num_classes']} classes); {configs.method} needs an unconditional prior")
     arch = {
         "channels": found["num_channels"],
         "channel_mult": found["channel_mult"],
@@ -153,10 +160,13 @@ def inferred_config(sd: dict[str, torch.Tensor], overrides: dict[str, Any] | Non
         "use_scale_shift_norm": found["use_scale_shift_norm"],
         "resblock_updown": found["resblock_updown"],
     }
+    if found["num_classes"] is not None:  # class-conditional (guided-diffusion's ImageNet models)
+        arch["num_classes"] = found["num_classes"]
     for name in dict.fromkeys((configs.default_preset, *configs.presets)):  # attention levels compared at the preset's resolution
         cfg = apply_overrides(configs.preset(name), overrides)
         at = infer_guided_settings(sd, cfg.resolution)["attention_resolutions"]
-        if all(_same(getattr(cfg, k), at if k == "attention_resolutions" else v) for k, v in arch.items()):
+        same_classes = getattr(cfg, "num_classes", None) == found["num_classes"]
+        if same_classes and all(_same(getattr(cfg, k), at if k == "attention_resolutions" else v) for k, v in arch.items()):
             return cfg, name, []
     # the middle block always has attention, so the heads are always needed
     if "num_head_channels" not in overrides and "num_heads" not in overrides:

@@ -34,10 +34,11 @@ def discretized_gaussian_nll(x, mean, log_scale):
     return -log_probs
 
 
-def vlb_term(chain: Chain, x0, x_t, t, eps, v, clip: bool = True):
+def vlb_term(chain: Chain, x0, x_t, t, eps, v, clip: bool = False):
     """Per-image variational bound term L_{t-1} in bits/dim for the learned variance, with
     the mean frozen (the eps MSE trains the mean): Nichol & Dhariwal 2021, sec. 3.1.
-    ``clip=False`` leaves the x0 estimate unclipped (latents are not bounded by [-1, 1])."""
+    The x0 estimate is left unclipped, as guided-diffusion's ``training_losses`` computes it
+    (``_vb_terms_bpd(..., clip_denoised=False)``); ``clip=True`` clips it to [-1, 1]."""
     eps = eps.detach()
     a, a_prev, beta = (_at(x, t, x0) for x in (chain.alphas_cumprod, chain.alphas_cumprod_prev, chain.betas))
     c1 = beta * a_prev.sqrt() / (1 - a)
@@ -54,10 +55,10 @@ def vlb_term(chain: Chain, x0, x_t, t, eps, v, clip: bool = True):
     return torch.where(t == 0, nll, kl)  # (B,)
 
 
-def diffusion_loss(model, chain: Chain, x0: torch.Tensor, generator: torch.Generator | None = None, learn_sigma: bool = False, clip: bool = True):
+def diffusion_loss(model, chain: Chain, x0: torch.Tensor, generator: torch.Generator | None = None, learn_sigma: bool = False, clip: bool = False):
     """One training loss: t ~ U{0..T-1}, x_t = q(x_t | x0), MSE on eps (+ the VLB term for a
     learned variance: the "hybrid" loss, L_simple + L_vlb * T / 1000). Returns (loss, logs).
-    ``clip``: clip the x0 estimate of the VLB term to [-1, 1] (pixels; False for latents)."""
+    ``clip``: clip the x0 estimate of the VLB term to [-1, 1] (default False: guided-diffusion)."""
     b = x0.shape[0]
     t = torch.randint(0, len(chain), (b,), device=x0.device, generator=generator)
     noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)

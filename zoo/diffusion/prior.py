@@ -2,7 +2,9 @@
 (``repaint``, ``dip-ddpm``): guided-diffusion's UNet (native, checkpoint keys ``unet.*`` as
 published) or a diffusers ``UNet2DModel`` for imported diffusers folders.
 
-x_t (B, 3, H, W), t (B,) -> eps (B, 3, H, W), or [eps | v] (B, 6, H, W) with a learned variance.
+x_t (B, 3, H, W), t (B,) [, y (B,) classes] -> eps (B, 3, H, W), or [eps | v] (B, 6, H, W) with a
+learned variance. A guided UNet is class-conditional when the config's ``num_classes`` is set
+(guided-diffusion's ImageNet models).
 
 The config is any object with the prior's fields: ``backbone`` (``guided`` | ``diffusers``),
 ``diffusers_unet``, ``resolution``, ``channels``, ``channel_mult``, ``num_res_blocks``,
@@ -38,6 +40,7 @@ def guided_unet_config(cfg: Any) -> GuidedUNetConfig:
         num_heads=getattr(cfg, "num_heads", 4),
         use_scale_shift_norm=cfg.use_scale_shift_norm,
         resblock_updown=cfg.resblock_updown,
+        num_classes=getattr(cfg, "num_classes", None),
     )
 
 
@@ -64,8 +67,9 @@ class UNetPrior(nn.Module):
         else:
             self.unet.cfg.grad_checkpointing = on
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return self.unet(x, t).sample if self.diffusers else self.unet(x, t)
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """``y`` (B,): class indices of a class-conditional guided UNet (``num_classes``)."""
+        return self.unet(x, t).sample if self.diffusers else self.unet(x, t, y)
 
 
 def prior_chain(cfg: Any) -> Chain:

@@ -35,6 +35,8 @@ KNOWN_NOISE = ("shared", "fresh")
 
 #: model_fn(x (B, C, H, W), t (B,) long model timesteps) -> (B, C or 2C, H, W)
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: cond_fn(x (B, C, H, W), t (B,) model timesteps) -> scaled grad log p(y | x_t) (B, C, H, W)
+CondFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -65,13 +67,16 @@ def repaint(
     progress: bool = False,
     desc: str = "repaint",
     known_noise: str = "shared",
+    cond_fn: CondFn | None = None,
 ) -> RepaintResult:
     """Inpaint ``images`` (B, C, H, W) in [-1, 1] where ``holes`` (B, 1, H, W) is 1.
 
     ``holes=None`` samples unconditionally (plain ancestral sampling when ``points`` only
     goes down). ``x_init`` replaces the starting noise (e.g. DIP-DDPM's start mid-chain,
-    then ``points`` starts at that level). Returns the final x at level -1 and the number
-    of network calls.
+    then ``points`` starts at that level). ``cond_fn`` (classifier guidance) is evaluated on
+    the network's input of every step down and shifts that step (:func:`reverse_step`'s
+    ``guidance``), as guided-diffusion's ``cond_fn`` inside RePaint's ``p_sample_loop``.
+    Returns the final x at level -1 and the number of network calls.
     """
     if points[-1] != -1 or any(abs(a - b) != 1 for a, b in zip(points, points[1:])):
         raise ValueError("points must move by one level at a time and end at -1")
@@ -94,8 +99,9 @@ def repaint(
             t = chain.timesteps[a].to(images.device).long().expand(x.shape[0])
             out = model_fn(x, t)
             nfe += 1
+            guidance = None if cond_fn is None else cond_fn(x, t)
             noise = randn(noise_shape, generator, x)
-            x, _ = reverse_step(chain, x, a, out.to(x.dtype), noise, sampler, eta, clip)
+            x, _ = reverse_step(chain, x, a, out.to(x.dtype), noise, sampler, eta, clip, guidance)
             if keep is not None and not fresh:
                 a_prev = float(chain.alphas_cumprod_prev[a])
                 known = a_prev**0.5 * images + (1 - a_prev) ** 0.5 * noise

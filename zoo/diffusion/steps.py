@@ -35,6 +35,7 @@ def reverse_step(
     sampler: str = "ddpm",
     eta: float = 1.0,
     clip: bool = True,
+    guidance: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """x_k -> x_{k-1} from the network output ``out`` at level k; returns (x_{k-1}, x0).
 
@@ -43,8 +44,15 @@ def reverse_step(
     posterior variance beta~_k. ``ddim``: Song et al. 2021 eq. 12 with sigma = eta *
     sqrt(beta~_k), the direction term using the network's eps (as diffusers does). No noise is
     added at level 0.
+
+    ``guidance``: a gradient of log p(y | x_k) (classifier guidance, already scaled). ``ddpm``
+    shifts the mean by variance x guidance (Sohl-Dickstein et al. 2015; guided-diffusion's
+    ``condition_mean``, also at level 0); ``ddim`` shifts eps by -sqrt(1 - abar_k) x guidance
+    (guided-diffusion's ``condition_score``) before x0 and the step are computed from it.
     """
     eps, v = split_output(out, x.shape[1])
+    if guidance is not None and sampler == "ddim":
+        eps = eps - (1 - float(chain.alphas_cumprod[level])) ** 0.5 * guidance
     x0 = predict_x0(chain, x, level, eps, clip)
     a_prev = float(chain.alphas_cumprod_prev[level])
     if sampler == "ddim":
@@ -59,15 +67,21 @@ def reverse_step(
     coef1 = beta * a_prev**0.5 / (1 - a)  # posterior mean coefficients (Ho et al. eq. 7)
     coef2 = (1 - a_prev) * (1 - beta) ** 0.5 / (1 - a)
     mean = coef1 * x0 + coef2 * x
+    min_log = float(chain.posterior_log_variance_clipped[level])
+    log_var: torch.Tensor | float
+    if v is None:
+        log_var = min_log
+    else:
+        frac = (v + 1) / 2
+        log_var = frac * torch.log(chain.betas[level]).item() + (1 - frac) * min_log
+    if guidance is not None:  # mean + variance * grad (guided-diffusion's condition_mean)
+        var = torch.tensor(log_var).exp().item() if v is None else torch.exp(log_var)
+        mean = mean + var * guidance.to(mean.dtype)
     if level == 0:
         return mean, x0
-    min_log = float(chain.posterior_log_variance_clipped[level])
     if v is None:
-        log_var: torch.Tensor | float = min_log
         std = torch.tensor(log_var).mul(0.5).exp().item()
         return mean + std * noise, x0
-    frac = (v + 1) / 2
-    log_var = frac * torch.log(chain.betas[level]).item() + (1 - frac) * min_log
     return mean + torch.exp(0.5 * log_var) * noise, x0
 
 

@@ -1,6 +1,7 @@
 """The training task of an unconditional diffusion prior, shared by every method that trains
 one (``repaint``, ``dip-ddpm``): one phase, the eps MSE plus the VLB term when the variance is
-learned (guided-diffusion's "hybrid" loss), EMA weights exported. The batch's masks are
+learned (guided-diffusion's "hybrid" loss, its VLB term on the unclipped x0 estimate unless
+the config has ``vlb_clip_denoised=True``), EMA weights exported. The batch's masks are
 ignored."""
 
 from __future__ import annotations
@@ -29,4 +30,5 @@ class DiffusionPriorTask(TrainTask):
         return [Phase("prior", self.loss)]
 
     def loss(self, batch: dict, step: int):
-        return diffusion_loss(self.model, self.chain, batch["image"], learn_sigma=self.config.learn_sigma)
+        clip = getattr(self.config, "vlb_clip_denoised", False)  # guided-diffusion: unclipped x0 in the VLB term
+        return diffusion_loss(self.model, self.chain, batch["image"], learn_sigma=self.config.learn_sigma, clip=clip)
