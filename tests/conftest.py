@@ -60,3 +60,22 @@ def image_folder(tmp_path) -> tuple[Path, Path]:
         m[8 + i : 24 + i, 10:30] = 255
         Image.fromarray(m).save(masks / f"img{i}.png")
     return images, masks
+
+
+ON_REQUEST = ("fuzz", "scaleout")  # markers of tests that run only when asked for with -m
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "fuzz: the fuzzer's long profile; runs only with `pytest -m fuzz` (for $ZOO_FUZZ_SECONDS seconds)")
+    config.addinivalue_line("markers", "scaleout: two-machine accelerate launches killed mid-run (minutes on 2 cores); only with `pytest -m scaleout`")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked with one of :data:`ON_REQUEST` run only when asked for with ``-m``; the
+    normal suite leaves them out."""
+    if config.getoption("markexpr"):
+        return
+    asked = [item for item in items if not any(item.get_closest_marker(m) for m in ON_REQUEST)]
+    if len(asked) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in asked])
+        items[:] = asked

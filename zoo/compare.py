@@ -33,7 +33,7 @@ import torch
 from tqdm.auto import tqdm
 
 from zoo.errors import ZooError
-from zoo.fsutil import check_output_dir, removed_on_failure, write_text
+from zoo.fsutil import check_output_dir, removed_on_failure, still_there, write_text
 from zoo.report import PRED_DIR, safe_label, write_report as _write
 from zoo.spec import MetricSpec
 
@@ -304,12 +304,13 @@ def sample_entry(entry: Entry, ev, pred_dir: Path, seed: int = 0, batch_size: in
             result, info = inpaint(entry.method, model, config, x, m, gen)
             extra = manager.call("zoo_score", entry.method, model=model, config=config, images=x, masks=m, outputs=result)
         for j, path in enumerate(outs):
-            save_image(path, result[j])
+            save_image(path, result[j], inside=pred_dir)
         state["batches"][str(start)] = {"n": len(chunk), "scores": {k: float(v) for k, v in (extra or {}).items()},
                                         "info": {k: v for k, v in info.items() if isinstance(v, (int, float, str))}}
-        write_text(progress_file, json.dumps(state, indent=1))
+        write_text(progress_file, json.dumps(state, indent=1), inside=pred_dir)
         bar.update(len(chunk))
     bar.close()
+    still_there(pred_dir)
     if world_size > 1:
         return {}, how
     state["batches"] = dict(sorted(state["batches"].items(), key=lambda kv: int(kv[0])))  # as one process orders them

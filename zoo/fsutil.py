@@ -13,10 +13,14 @@ from zoo.errors import note_os_context
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, inside: str | os.PathLike | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is fsynced and renamed over
-    ``path`` in one step, on failure it is removed."""
+    ``path`` in one step, on failure it is removed. Missing parent folders are made, but not
+    ``inside`` (the command's output folder, made earlier): when it is gone the write is
+    refused (:func:`still_there`)."""
     path = Path(path)
+    if inside is not None:
+        still_there(inside)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -46,8 +50,8 @@ def _umask() -> int:
     return mask
 
 
-def write_text(path: str | os.PathLike, text: str) -> None:
-    with atomic_path(path) as tmp:
+def write_text(path: str | os.PathLike, text: str, inside: str | os.PathLike | None = None) -> None:
+    with atomic_path(path, inside) as tmp:
         tmp.write_text(text)
 
 
@@ -74,6 +78,16 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 # -- outputs of a command: never over an input, never over someone else's files ------------------
+def still_there(folder: str | os.PathLike) -> None:
+    """Refuse to go on writing into ``folder`` (which the command made or checked) once it is
+    gone: :func:`atomic_path` would make it again, and the files written before would be lost
+    without a word."""
+    from zoo.errors import ZooError
+
+    if not Path(folder).is_dir():
+        raise ZooError(f"the output folder {folder} was removed while the command ran (the files written into it are gone); run the command again")
+
+
 def check_output_dir(out: str | os.PathLike, inputs: dict[str, str | os.PathLike | None], overwrite: bool = False, flag: str = "--out",
                      remedy: str = "choose a new folder, or pass --overwrite to replace the files this command writes") -> Path:
     """Refuse an output folder that is a file, that is, contains or lies inside one of
@@ -136,8 +150,14 @@ def removed_on_failure(*paths: str | os.PathLike, keep: Callable[[], bool] | Non
     import shutil
 
     snapshot: dict[Path, set[Path] | None] = {}
+    made: dict[Path, Path] = {}  # a path that did not exist -> its highest folder that did not either (made on the way)
     for p in map(Path, paths):
         snapshot[p] = {f for f in p.rglob("*")} if p.is_dir() else (None if not p.exists() else set())
+        if snapshot[p] is None:
+            top = p
+            while top.parent != top and not top.parent.exists():
+                top = top.parent
+            made[p] = top
     try:
         yield
     except Exception:
@@ -149,6 +169,13 @@ def removed_on_failure(*paths: str | os.PathLike, keep: Callable[[], bool] | Non
                     shutil.rmtree(p, ignore_errors=True)
                 elif p.exists():
                     p.unlink()
+                folder = p
+                while folder != made[p]:  # the parent folders made on the way, while nothing else is in them
+                    folder = folder.parent
+                    try:
+                        folder.rmdir()
+                    except OSError:
+                        break
             elif p.is_dir():
                 for f in sorted(p.rglob("*"), key=lambda x: len(x.parts), reverse=True):
                     if f not in before:

@@ -88,10 +88,11 @@ def load_image(path: str | Path) -> torch.Tensor:
     return uint8_to_tensor(np.asarray(rgb))
 
 
-def save_image(path: str | Path, img: torch.Tensor) -> None:
-    """Write (3, H, W) in [-1, 1] as an 8-bit PNG, atomically."""
+def save_image(path: str | Path, img: torch.Tensor, inside: str | Path | None = None) -> None:
+    """Write (3, H, W) in [-1, 1] as an 8-bit PNG, atomically (``inside``: see
+    :func:`zoo.fsutil.atomic_path`)."""
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, inside) as tmp:
         Image.fromarray(tensor_to_uint8(img)).save(tmp, format="PNG")
 
 

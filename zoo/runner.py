@@ -20,7 +20,7 @@ from zoo.config import apply_overrides, coerce, config_from_dict, config_to_dict
 from zoo.data import open_data
 from zoo.device import get_device
 from zoo.errors import ZooError, choices_error
-from zoo.fsutil import write_text
+from zoo.fsutil import still_there, write_text
 from zoo.plugins import get_manager
 from zoo.provenance import checkpoint_meta, dataset_manifest, versions
 from zoo.masks import mask_kind
@@ -224,6 +224,7 @@ def _train_run(manager: Any, ctx: TrainContext, previous: dict[str, Any] | None,
         provenance: dict[str, Any] = {"kind": "trained", "data": str(data), "seed": seed}
         if getattr(ctx, "init_provenance", None):
             provenance.update(kind="fine-tuned", init=ctx.init_provenance)  # type: ignore[attr-defined]
+        still_there(ctx.out_dir)
         save_checkpoint(path, result.state_dict, checkpoint_meta(method, config, preset, result.step, provenance))
         run_info["budget"] = budget.budget_record(options, result)
         write_text(ctx.out_dir / "run.json", json.dumps(run_info, indent=2, default=str))

@@ -216,12 +216,12 @@ def sample_folder(
                     batch_info.update({key_: v for key_, v in info.items() if isinstance(v, (int, float, str))})
                     info_total.update(info)
                     for j, i in enumerate(group):
-                        save_image(out_path(k, chunk[i]), result[j])
+                        save_image(out_path(k, chunk[i]), result[j], inside=out_dir)
                     bar.update(len(group))
                     if "nfe" in info:
                         bar.set_postfix(nfe=info["nfe"])
                 mine[key] = batch_info
-                write_text(progress_file, json.dumps({"fingerprint": fingerprint, "done": mine}))
+                write_text(progress_file, json.dumps({"fingerprint": fingerprint, "done": mine}), inside=out_dir)
     if alone:
         shutil.rmtree(out_dir / PROGRESS_DIR, ignore_errors=True)  # complete: only the images stay
     return SampleReport(count=count, out_dir=out_dir, info=info_total, notes=notes, resumed=already)

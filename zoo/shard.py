@@ -173,11 +173,38 @@ def run_world(kind: str, kwargs: dict[str, Any], finish: bool = True) -> Any:
         result = _steps(kind, kwargs, finish, rank, size)
         ok = True
         return result
+    except Exception as exc:
+        if not _lost_peer(exc):
+            raise
+        raise ZooError(f"lost the other process(es) of this {size}-process run (a machine stopped, or the network between them failed: "
+                       f"{_first_line(exc)}); the batches finished so far are kept in --out {kwargs.get('out_dir')}: "
+                       "start every machine again with the same command to resume") from None
     finally:
         if joined:
             if ok:
                 dist.barrier()  # every process done before any tears its connections down
             dist.destroy_process_group()
+
+
+def _lost_peer(exc: BaseException) -> bool:
+    """Whether ``exc`` came out of a torch.distributed collective (gloo's "Connection closed by
+    peer", a reset connection, a store that is gone): another process of the run died."""
+    import traceback
+
+    if isinstance(exc, (ZooError, QuietExit)) or not isinstance(exc, RuntimeError):
+        return False
+    frames = traceback.extract_tb(exc.__traceback__)
+    return any("torch/distributed/" in f.filename.replace("\\", "/") for f in frames[-3:])
+
+
+def _first_line(exc: BaseException) -> str:
+    """The gist of a collective's error: gloo's ``[.../pair.cc:561] Connection closed by peer
+    [127.0.0.1]:50066. This is typically ...`` -> ``Connection closed by peer [127.0.0.1]:50066``."""
+    import re
+
+    text = str(exc).strip().splitlines()
+    line = re.sub(r"^\[[^\]]*\]\s*", "", text[0] if text else "") or type(exc).__name__
+    return line.split(". ")[0][:200]
 
 
 def _gather(obj: Any, size: int) -> list[Any]:

@@ -264,6 +264,10 @@ def score_folders(
     from zoo.data.evalset import hole_ratio_bin
     from zoo.device import get_device
 
+    if batch_size < 1:
+        raise ZooError(f"--batch-size {batch_size}: must be at least 1")
+    if bootstrap < 0:
+        raise ZooError(f"--bootstrap {bootstrap}: must be 0 (no resampling) or more")
     dev = get_device(device)
     metrics = list(metrics)
     needs_mask = [m.name for m in metrics if m.needs_mask]

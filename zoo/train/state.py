@@ -37,7 +37,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from zoo.errors import ZooError, note_os_context
-from zoo.fsutil import usual_mode
+from zoo.fsutil import still_there, usual_mode
 
 STATE_FILE = "state.safetensors"
 MODEL_FILE = "model.safetensors"
@@ -102,6 +102,7 @@ def checkpoint_name(step: int) -> str:
 
 def write_checkpoint(run_dir: Path, step: int, state: dict[str, Any], export: dict[str, torch.Tensor], export_meta: dict[str, str]) -> Path:
     """Write ``run_dir/checkpoints/step_N`` atomically (temp folder + rename); returns it."""
+    still_there(run_dir)
     root = Path(run_dir) / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
     final = root / checkpoint_name(step)
