@@ -8,6 +8,7 @@ fields.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -69,6 +70,12 @@ class MatConfig:
     def down_times(self) -> int:
         """Stride-2 partial convs of the head, from the image to the token grid."""
         return int(math.log2(self.resolution // self.token_res))
+
+    def for_training(self) -> "MatConfig":
+        """Training is adversarial: the discriminator is always built (a generator-only import
+        has ``discriminator=false``; ``zoo train mat --init`` fine-tunes it with a freshly
+        initialised discriminator, see :meth:`MatTask.init_missing`)."""
+        return self if self.discriminator else dataclasses.replace(self, discriminator=True)
 
     def nf(self, res: int) -> int:
         return int(min(self.channel_max, self.channel_base // res))
