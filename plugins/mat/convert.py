@@ -117,8 +117,8 @@ def read_pickle_snapshot(path: Path) -> tuple[dict[str, dict[str, torch.Tensor]]
         raise ZooError(f"{path} is not a MAT snapshot (no 'G_ema' entry; found {found}); {HOW_TO_STATE_DICT}")
     nets: dict[str, dict[str, torch.Tensor]] = {}
     for name in NETWORKS:
-        if snap.get(name) is None:
-            continue
+        if name != "G_ema" and _module_dict(snap.get(name)) is None:
+            continue  # absent, None, or not a network: the checkpoint is then generator-only (noted)
         out: dict[str, torch.Tensor] = {}
         try:
             _flatten(snap[name], "", out)
