@@ -131,6 +131,17 @@ def load_checkpoint(path: str | Path, method: str | None = None, raw: bool = Fal
     return meta, tensors
 
 
+def with_raw(state: dict[str, torch.Tensor], raw: Mapping[str, torch.Tensor], what: str) -> dict[str, torch.Tensor]:
+    """``state`` plus the raw training weights ``raw`` (model names, the shapes of ``state``)
+    under :data:`RAW_PREFIX`, ready to save; one ZooError when they do not fit."""
+    if not raw:
+        return state
+    parts = key_problems({k: state[k] for k in raw if k in state}, raw, extra="with no place in the model")
+    if parts:
+        raise ZooError(f"{what}: its raw training weights do not fit the model: " + "; ".join(parts))
+    return {**state, **{RAW_PREFIX + k: v.to(state[k].dtype).contiguous() for k, v in raw.items()}}
+
+
 def split_raw(tensors: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """(exported weights, raw training weights keyed by the model's names) of a checkpoint
     read with ``raw=True``."""

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from zoo.checkpoint import RAW_PREFIX, check_trained_state, key_problems, load_model, load_state_strict, read_meta, save_checkpoint
+from zoo.checkpoint import RAW_PREFIX, check_trained_state, load_model, load_state_strict, read_meta, save_checkpoint, with_raw
 from zoo.config import apply_overrides, coerce, config_from_dict, config_to_dict, field_types, resolve_config, validate_config
 from zoo.data import open_data
 from zoo.device import get_device
@@ -560,13 +560,7 @@ def import_checkpoint(method: str, source: str | Path, out: str | Path, preset: 
     config = validate_config(apply_overrides(imported.config, overrides, method), method) if overrides else imported.config
     model = manager.call("zoo_build_model", method, config=config)
     load_state_strict(model, imported.state_dict, what=f"converted {source}" + (" with --set " + " ".join(f"{k}={v}" for k, v in overrides.items()) if overrides else ""))
-    state = model.state_dict()
-    if imported.raw:  # training weights beside the average (e.g. a snapshot's G beside G_ema): same names and shapes
-        own = {k: state[k] for k in imported.raw if k in state}
-        parts = key_problems(own, imported.raw, extra="with no place in the model")
-        if parts:
-            raise ZooError(f"converted {source}: its raw training weights do not fit the model: " + "; ".join(parts))
-        state.update({RAW_PREFIX + k: v.to(state[k].dtype).contiguous() for k, v in imported.raw.items()})
+    state = with_raw(model.state_dict(), imported.raw, what=f"converted {source}")
     provenance = {"kind": "imported", "source": str(source), **imported.provenance, **(provenance or {})}
     if notes is not None:
         notes.extend(imported.notes)
