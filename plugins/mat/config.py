@@ -47,7 +47,7 @@ class MatConfig:
     noise_mode: str = "random"  # style-conv noise: random | const (the stored maps) | none
     score_samples: int = 4  # zoo score: completions per image for the diversity score (0 = skip it)
     # -- discriminator (two heads: final image, first-stage image) ------------------------
-    discriminator: bool = True  # build it (training, realism score); imported generators have none
+    discriminator: bool = True  # build it (training, realism score); generator-only imports have none (the .pkl has D)
     mbstd_group: int = 4  # minibatch-stddev group (places512 asks 8, capped by 4 images per GPU)
     # -- losses and optimisation (TwoStageLoss, training_loop.py) ------------------------
     r1_gamma: float = 10.0  # R1 on reals, both heads
