@@ -13,6 +13,12 @@ alone. Metadata keys (all strings, as safetensors requires):
 ``zoo.version``    zoo version that wrote the file
 ``zoo.provenance`` JSON: how the weights came to be (trained, imported from URL/sha256)
 =================  ===================================================================
+
+Tensors are the model's ``state_dict()``; for a GAN whose training keeps an EMA average the
+generator's tensors are the average (what sampling uses). An imported checkpoint may also hold,
+under :data:`RAW_PREFIX`, the training weights where they differ from those (a StyleGAN-style
+snapshot's ``G`` beside its ``G_ema``): sampling never reads them, ``zoo train --init`` starts
+the trained weights from them and the EMA from the average (:mod:`zoo.train.init`).
 """
 
 from __future__ import annotations
@@ -31,6 +37,10 @@ from zoo.errors import ZooError
 from zoo.fsutil import atomic_path
 
 FORMAT_VERSION = "1"
+
+#: Prefix of the non-averaged training weights a checkpoint may hold beside the exported ones
+#: (``raw.generator.x`` for ``generator.x``); read only by :func:`load_checkpoint` with ``raw=True``.
+RAW_PREFIX = "raw."
 
 
 @dataclass
@@ -105,8 +115,9 @@ def read_meta(path: str | Path) -> CheckpointMeta:
 LOG_FILE_HINT = "log.jsonl"
 
 
-def load_checkpoint(path: str | Path, method: str | None = None) -> tuple[CheckpointMeta, dict[str, torch.Tensor]]:
-    """Read a checkpoint; refuse one written for another method."""
+def load_checkpoint(path: str | Path, method: str | None = None, raw: bool = False) -> tuple[CheckpointMeta, dict[str, torch.Tensor]]:
+    """Read a checkpoint; refuse one written for another method. The :data:`RAW_PREFIX`
+    tensors (training weights beside an EMA average) are left out unless ``raw``."""
     path = _existing(path)
     meta = read_meta(path)
     if method is not None and meta.method != method:
@@ -114,9 +125,28 @@ def load_checkpoint(path: str | Path, method: str | None = None) -> tuple[Checkp
     tensors: dict[str, torch.Tensor] = {}
     with safe_open(str(path), framework="pt") as fh:
         for key in fh.keys():
-            tensors[key] = fh.get_tensor(key)
+            if raw or not key.startswith(RAW_PREFIX):
+                tensors[key] = fh.get_tensor(key)
     check_finite(tensors, path, meta)
     return meta, tensors
+
+
+def with_raw(state: dict[str, torch.Tensor], raw: Mapping[str, torch.Tensor], what: str) -> dict[str, torch.Tensor]:
+    """``state`` plus the raw training weights ``raw`` (model names, the shapes of ``state``)
+    under :data:`RAW_PREFIX`, ready to save; one ZooError when they do not fit."""
+    if not raw:
+        return state
+    parts = key_problems({k: state[k] for k in raw if k in state}, raw, extra="with no place in the model")
+    if parts:
+        raise ZooError(f"{what}: its raw training weights do not fit the model: " + "; ".join(parts))
+    return {**state, **{RAW_PREFIX + k: v.to(state[k].dtype).contiguous() for k, v in raw.items()}}
+
+
+def split_raw(tensors: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(exported weights, raw training weights keyed by the model's names) of a checkpoint
+    read with ``raw=True``."""
+    n = len(RAW_PREFIX)
+    return {k: v for k, v in tensors.items() if not k.startswith(RAW_PREFIX)}, {k[n:]: v for k, v in tensors.items() if k.startswith(RAW_PREFIX)}
 
 
 def check_finite(tensors: Mapping[str, torch.Tensor], path: str | Path, meta: CheckpointMeta | None = None) -> None:

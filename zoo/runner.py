@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from zoo.checkpoint import check_trained_state, load_state_strict, read_meta, save_checkpoint
+from zoo.checkpoint import RAW_PREFIX, check_trained_state, load_state_strict, read_meta, save_checkpoint, with_raw
 from zoo.config import apply_overrides, coerce, config_from_dict, config_to_dict, field_types, resolve_config, validate_config
 from zoo.data import open_data
 from zoo.device import get_device
@@ -261,8 +261,8 @@ def _init_config(manager: Any, spec: Any, method: str, init: str | Path, preset:
 def _file_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as fh:
-        return {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+    with safe_open(str(path), framework="pt") as fh:  # the raw training weights have the shapes of these
+        return {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys() if not k.startswith(RAW_PREFIX)}
 
 
 def import_checkpoint(method: str, source: str | Path, out: str | Path, preset: str | None = None, overrides: dict[str, Any] | None = None, notes: list[str] | None = None,
@@ -292,7 +292,8 @@ def import_checkpoint(method: str, source: str | Path, out: str | Path, preset: 
     config = validate_config(apply_overrides(imported.config, overrides, method), method) if overrides else imported.config
     model = manager.call("zoo_build_model", method, config=config)
     load_state_strict(model, imported.state_dict, what=f"converted {source}" + (" with --set " + " ".join(f"{k}={v}" for k, v in overrides.items()) if overrides else ""))
+    state = with_raw(model.state_dict(), imported.raw, what=f"converted {source}")
     provenance = {"kind": "imported", "source": str(source), **imported.provenance, **(provenance or {})}
     if notes is not None:
         notes.extend(imported.notes)
-    return save_checkpoint(out, model.state_dict(), checkpoint_meta(method, config, imported.preset, 0, provenance))
+    return save_checkpoint(out, state, checkpoint_meta(method, config, imported.preset, 0, provenance))

@@ -186,3 +186,7 @@ class ImportedCheckpoint:
     provenance: dict[str, Any] = field(default_factory=dict)
     #: One-line notes the CLI prints (e.g. the architecture read from the file's shapes).
     notes: list[str] = field(default_factory=list)
+    #: Training weights that differ from ``state_dict`` (same names), e.g. a StyleGAN-style
+    #: snapshot's ``G`` where ``state_dict`` holds its ``G_ema``: stored under
+    #: ``zoo.checkpoint.RAW_PREFIX``; ``zoo train --init`` trains from them, EMA from the average.
+    raw: dict[str, torch.Tensor] = field(default_factory=dict)

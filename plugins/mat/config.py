@@ -8,6 +8,7 @@ fields.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -46,7 +47,7 @@ class MatConfig:
     noise_mode: str = "random"  # style-conv noise: random | const (the stored maps) | none
     score_samples: int = 4  # zoo score: completions per image for the diversity score (0 = skip it)
     # -- discriminator (two heads: final image, first-stage image) ------------------------
-    discriminator: bool = True  # build it (training, realism score); imported generators have none
+    discriminator: bool = True  # build it (training, realism score); generator-only imports have none (the .pkl has D)
     mbstd_group: int = 4  # minibatch-stddev group (places512 asks 8, capped by 4 images per GPU)
     # -- losses and optimisation (TwoStageLoss, training_loop.py) ------------------------
     r1_gamma: float = 10.0  # R1 on reals, both heads
@@ -74,6 +75,12 @@ class MatConfig:
     def down_times(self) -> int:
         """Stride-2 partial convs of the head, from the image to the token grid."""
         return int(math.log2(self.resolution // self.token_res))
+
+    def for_training(self) -> "MatConfig":
+        """Training is adversarial: the discriminator is always built (a generator-only import
+        has ``discriminator=false``; ``zoo train mat --init`` fine-tunes it with a freshly
+        initialised discriminator, see :meth:`MatTask.init_missing`)."""
+        return self if self.discriminator else dataclasses.replace(self, discriminator=True)
 
     def nf(self, res: int) -> int:
         return int(min(self.channel_max, self.channel_base // res))

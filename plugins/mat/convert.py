@@ -1,21 +1,26 @@
-"""``zoo import mat PATH``: a published MAT generator -> a ``mat-512`` / ``mat-256`` zoo checkpoint.
+"""``zoo import mat PATH``: published MAT weights -> a ``mat-512`` / ``mat-256`` zoo checkpoint.
 
-Two layouts are read, neither by executing anything from the file:
+Three layouts are read, none by executing anything from the file:
 
+* the original release pickles (``CelebA-HQ_512.pkl``, ``FFHQ_512.pkl``,
+  ``Places_512_FullData.pkl``, ...). They are StyleGAN2-ADA snapshots: a dict ``{G, D, G_ema,
+  augment_pipe, training_set_kwargs, ...}`` whose networks are ``torch_utils.persistence``
+  objects that pickle their own source code. They are read with
+  :class:`zoo.official.RestrictedUnpickler` (every class and function becomes an inert
+  placeholder, so the stored source is never run; tensor storages, which plain ``pickle``
+  stores as nested ``torch.save`` bytes, are rebuilt with ``torch.load(...,
+  weights_only=True)``), and the parameters and buffers of ``G_ema``, ``G`` and ``D`` are
+  collected from the placeholders' recorded module state;
 * a plain state dict of the generator (``.pth`` / ``.pt`` via :func:`zoo.official.load_official`,
   or ``.safetensors``) with the official key names (``mapping.*``, ``synthesis.first_stage.*``,
   ``synthesis.enc.*``, ``synthesis.to_square.*``, ``synthesis.to_style.*``, ``synthesis.dec.*``);
-* the original release pickles (``CelebA-HQ_512.pkl``, ``FFHQ_512.pkl``,
-  ``Places_512_FullData.pkl``, ...). They are StyleGAN2-ADA snapshots: a dict ``{G, D, G_ema,
-  augment_pipe, training_set_kwargs}`` whose networks are ``torch_utils.persistence`` objects
-  that pickle their own source code. They are read with :class:`zoo.official.RestrictedUnpickler`
-  (every class and function becomes an inert placeholder; tensor storages, which plain
-  ``pickle`` stores as nested ``torch.save`` bytes, are rebuilt with ``torch.load(...,
-  weights_only=True)``), and the ``G_ema`` parameters and buffers are collected from the
-  placeholders' recorded module state.
+* a folder of such state dicts exported from a snapshot: ``G_ema.pth`` and optionally
+  ``G.pth`` and ``D.pth`` (``Dis.*``, ``fc0.*``, ``Dis_stg1.*``, ...).
 
-The import is strict and complete: every tensor of the zoo generator must be in the file with
-its shape, and nothing else may be.
+The checkpoint samples with ``G_ema``; ``D`` becomes ``discriminator.*`` and ``G`` the raw
+training weights (``zoo.checkpoint.RAW_PREFIX``), so ``zoo train mat --init`` fine-tunes from
+both networks as the official ``--resume`` does. The import is strict and complete: every
+tensor of the zoo networks must be in the file with its shape, and nothing else may be.
 """
 
 from __future__ import annotations
@@ -85,14 +90,21 @@ def _flatten(obj: Any, prefix: str, out: dict[str, torch.Tensor]) -> None:
 
 
 HOW_TO_STATE_DICT = (
-    "export a plain state dict with the official code instead, e.g. "
-    "`python -c \"import pickle, torch; G = pickle.load(open('X.pkl', 'rb'))['G_ema']; torch.save(G.state_dict(), 'G.pth')\"` "
-    "inside a MAT checkout (this runs the pickle's code: only for files you trust)"
+    "export plain state dicts with the official code instead, e.g. "
+    "`python -c \"import pickle, torch; s = pickle.load(open('X.pkl', 'rb')); [torch.save(s[k].state_dict(), k + '.pth') for k in ('G_ema', 'G', 'D')]\"` "
+    "inside a MAT checkout (this runs the pickle's code: only for files you trust), and import the folder of G_ema.pth, G.pth, D.pth"
 )
 
+#: The networks of a StyleGAN2-ADA snapshot the zoo keeps: the averaged generator (sampling),
+#: the trained generator and the discriminator (fine-tuning). ``augment_pipe`` and the dataset
+#: settings are dropped.
+NETWORKS = ("G_ema", "G", "D")
+SUFFIXES = (".pth", ".pt", ".safetensors")
 
-def read_pickle_snapshot(path: Path) -> tuple[dict[str, torch.Tensor], int]:
-    """G_ema's tensors from a StyleGAN2-ADA-style snapshot pickle; (tensors, other networks)."""
+
+def read_pickle_snapshot(path: Path) -> tuple[dict[str, dict[str, torch.Tensor]], list[str]]:
+    """The tensors of ``G_ema`` and, where present, ``G`` and ``D`` from a StyleGAN2-ADA-style
+    snapshot pickle; (networks, names of the other entries, which are dropped)."""
     try:
         with open(path, "rb") as f:
             snap = _SnapshotUnpickler(f).load()
@@ -103,64 +115,120 @@ def read_pickle_snapshot(path: Path) -> tuple[dict[str, torch.Tensor], int]:
     if not isinstance(snap, dict) or "G_ema" not in snap:
         found = ", ".join(map(str, list(snap)[:5])) if isinstance(snap, dict) else type(snap).__name__
         raise ZooError(f"{path} is not a MAT snapshot (no 'G_ema' entry; found {found}); {HOW_TO_STATE_DICT}")
-    out: dict[str, torch.Tensor] = {}
-    try:
-        _flatten(snap["G_ema"], "", out)
-    except ZooError as exc:
-        raise ZooError(f"{path}: {exc}; {HOW_TO_STATE_DICT}") from None
-    return out, sum(1 for k in snap if k != "G_ema" and _module_dict(snap[k]) is not None)
+    nets: dict[str, dict[str, torch.Tensor]] = {}
+    for name in NETWORKS:
+        if name != "G_ema" and _module_dict(snap.get(name)) is None:
+            continue  # absent, None, or not a network: the checkpoint is then generator-only (noted)
+        out: dict[str, torch.Tensor] = {}
+        try:
+            _flatten(snap[name], "", out)
+        except ZooError as exc:
+            raise ZooError(f"{path}: {name}: {exc}; {HOW_TO_STATE_DICT}") from None
+        nets[name] = out
+    return nets, [str(k) for k in snap if k not in nets]
 
 
-def read_generator(path: Path) -> tuple[dict[str, torch.Tensor], str, int]:
-    """(tensors with the official names, format, count of ignored entries)."""
-    if path.is_dir():
-        raise ZooError(f"{path} is a folder; give the .pkl, .pth, .pt or .safetensors file")
-    if not path.is_file():
-        raise ZooError(f"{path} does not exist")
-    suffix = path.suffix.lower()
-    if suffix == ".pkl":
-        state, ignored = read_pickle_snapshot(path)
-        fmt = "stylegan-pkl"
-    elif suffix == ".safetensors":
+def read_state_file(path: Path) -> tuple[dict[str, torch.Tensor], int]:
+    """A plain state dict (.pth/.pt without executing anything, or .safetensors); (tensors,
+    count of non-tensor entries)."""
+    if path.suffix.lower() == ".safetensors":
         from safetensors.torch import load_file
 
         try:
-            state = load_file(str(path))
+            return load_file(str(path)), 0
         except Exception as exc:
             raise ZooError(f"{path} is not a readable safetensors file ({type(exc).__name__})") from None
-        fmt, ignored = "safetensors", 0
+    obj = load_official(path)
+    state = tensors_only(obj) if isinstance(obj, dict) else {}
+    return state, (len(obj) - len(state)) if isinstance(obj, dict) else 0
+
+
+def read_folder(path: Path) -> dict[str, dict[str, torch.Tensor]]:
+    """``G_ema``, ``G`` and ``D`` state dicts exported from a snapshot (``G_ema.pth``,
+    ``G.pth``, ``D.pth``; also ``.pt`` / ``.safetensors``): a generator (``G_ema``, or ``G``
+    alone) is required, the others are optional."""
+    nets: dict[str, dict[str, torch.Tensor]] = {}
+    for name in NETWORKS:
+        found = [path / (name + s) for s in SUFFIXES if (path / (name + s)).is_file()]
+        if len(found) > 1:
+            raise ZooError(f"{path} holds {' and '.join(f.name for f in found)}; keep one file per network")
+        if found:
+            nets[name] = read_state_file(found[0])[0]
+    if "G_ema" not in nets and "G" not in nets:
+        raise ZooError(f"{path} holds no generator: give a folder with G_ema.pth (and optionally G.pth, D.pth; .pt or .safetensors also work), or the .pkl, .pth, .pt or .safetensors file")
+    if "G_ema" not in nets:  # a generator without its average: it is what sampling uses, and nothing is raw
+        nets["G_ema"] = nets.pop("G")
+    return nets
+
+
+def read_networks(path: Path) -> tuple[dict[str, dict[str, torch.Tensor]], str, int]:
+    """({"G_ema": ..., "G": ..., "D": ...} with the official names, format, count of ignored
+    entries); ``G_ema`` is always there, the others where the file(s) hold them."""
+    if not path.exists():
+        raise ZooError(f"{path} does not exist")
+    if path.is_dir():
+        nets, fmt, ignored = read_folder(path), "state-dict-folder", 0
+    elif path.suffix.lower() == ".pkl":
+        nets, others = read_pickle_snapshot(path)
+        fmt, ignored = "stylegan-pkl", len(others)
     else:
-        obj = load_official(path)
-        state = tensors_only(obj) if isinstance(obj, dict) else {}
-        fmt, ignored = "state-dict", 0
-        if isinstance(obj, dict) and len(state) < len(obj):
-            ignored = len(obj) - len(state)
-    gen = {k: v for k, v in state.items() if k.startswith(PREFIXES)}
+        state, ignored = read_state_file(path)
+        nets, fmt = {"G_ema": state}, ("safetensors" if path.suffix.lower() == ".safetensors" else "state-dict")
+    gen = {k: v for k, v in nets["G_ema"].items() if k.startswith(PREFIXES)}
     if not gen:
-        sample = ", ".join(list(state)[:3]) or "none"
+        sample = ", ".join(list(nets["G_ema"])[:3]) or "none"
         raise ZooError(f"{path} holds no MAT generator tensors (mapping.*, synthesis.*; found e.g. {sample})")
-    return state, fmt, ignored
+    return nets, fmt, ignored
+
+
+def read_generator(path: Path) -> tuple[dict[str, torch.Tensor], str, int]:
+    """(the generator sampling uses, with the official names; format; count of ignored entries)."""
+    nets, fmt, ignored = read_networks(path)
+    return nets["G_ema"], fmt, ignored
 
 
 def infer_preset(state: dict[str, torch.Tensor], path: Path) -> str:
     found = [int(m.group(1)) for k in state if (m := re.match(r"synthesis\.dec\.Dec_(\d+)x\1\.", k))]
     res = max(found, default=0)
     if res not in PUBLISHED:
-        raise ZooError(f"{path}: a {res} px generator matches neither mat-512 nor mat-256; pass --preset")
+        raise ZooError(f"{path}: a {res} px generator matches neither mat-512 nor mat-256; pass --preset (and --set for a smaller architecture)")
     return PUBLISHED[res]
 
 
-def import_mat(spec: MethodSpec, source: Path, preset: str | None) -> ImportedCheckpoint:
+def import_mat(spec: MethodSpec, source: Path, preset: str | None, overrides: dict | None = None) -> ImportedCheckpoint:
+    """A zoo ``mat`` checkpoint from official weights: ``generator.*`` = ``G_ema``,
+    ``discriminator.*`` = ``D`` (when the file has it: the config then has
+    ``discriminator=true``), and ``G`` as the raw training weights where it differs from
+    ``G_ema`` (``zoo train mat --init`` trains from ``G`` and ``D``, its EMA starts from
+    ``G_ema``). ``overrides`` (``--set``) give the architecture of a non-published layout."""
     path = Path(source)
-    state, fmt, ignored = read_generator(path)
+    nets, fmt, ignored = read_networks(path)
+    state = nets["G_ema"]
     preset = preset or infer_preset(state, path)
-    config, preset = resolve_config(spec, preset, {"discriminator": False})
-    parts = key_problems(generator_shapes(config), state, extra="unused")
-    if parts:
-        raise ZooError(f"{path} does not match the mat {preset} generator: " + "; ".join(parts))
-    weights = {"generator." + k: (v.to(torch.float32) if v.is_floating_point() else v).contiguous() for k, v in state.items()}
-    provenance = {"format": fmt, "file": path.name, "sha256": file_sha256(path), "generator_tensors": len(state), "ignored_entries": ignored}
-    return ImportedCheckpoint(config=config, preset=preset, state_dict=weights, provenance=provenance)
+    config, preset = resolve_config(spec, preset, {**(overrides or {}), "discriminator": "D" in nets})
+    gen_shapes = generator_shapes(config)
+    for name in ("G_ema", "G"):
+        if name in nets:
+            parts = key_problems(gen_shapes, nets[name], extra="unused")
+            if parts:
+                raise ZooError(f"{path}: {name} does not match the mat {preset} generator: " + "; ".join(parts))
+    if "D" in nets:
+        parts = key_problems(discriminator_shapes(config), nets["D"], extra="unused")
+        if parts:
+            raise ZooError(f"{path}: D does not match the mat {preset} discriminator: " + "; ".join(parts))
+
+    def f32(v: torch.Tensor) -> torch.Tensor:
+        return (v.to(torch.float32) if v.is_floating_point() else v).contiguous()
+
+    weights = {"generator." + k: f32(v) for k, v in state.items()}
+    weights.update({"discriminator." + k: f32(v) for k, v in nets.get("D", {}).items()})
+    raw = {"generator." + k: f32(v) for k, v in nets.get("G", {}).items() if not torch.equal(f32(v), weights["generator." + k])}
+    provenance = {"format": fmt, "file": path.name, "sha256": file_sha256(path) if path.is_file() else "", "networks": [n for n in NETWORKS if n in nets],
+                  "generator_tensors": len(state), "discriminator_tensors": len(nets.get("D", {})), "raw_generator_tensors": len(raw), "ignored_entries": ignored}
+    if path.is_dir():
+        provenance["files"] = {p.name: file_sha256(p) for p in sorted(path.iterdir()) if p.is_file() and p.suffix.lower() in SUFFIXES}
+    notes = [] if "D" in nets else [f"{path.name} has no discriminator: the checkpoint samples; `zoo train mat --init` fine-tunes it with a freshly initialised one"]
+    return ImportedCheckpoint(config=config, preset=preset, state_dict=weights, provenance=provenance, raw=raw, notes=notes)
 
 
 def generator_shapes(config) -> dict[str, tuple[int, ...]]:
@@ -170,3 +238,12 @@ def generator_shapes(config) -> dict[str, tuple[int, ...]]:
     with torch.device("meta"):
         gen = Generator(config)
     return {k: tuple(v.shape) for k, v in gen.state_dict().items()}
+
+
+def discriminator_shapes(config) -> dict[str, tuple[int, ...]]:
+    """Official key -> shape of the zoo discriminator (the snapshot's ``D``)."""
+    from zoo_plugins.mat.model import Discriminator
+
+    with torch.device("meta"):
+        disc = Discriminator(config)
+    return {k: tuple(v.shape) for k, v in disc.state_dict().items()}

@@ -53,7 +53,7 @@ def zoo_score(method, model, config, images, masks, outputs):
 
 
 @hookimpl
-def zoo_import_checkpoint(method, source, preset):
+def zoo_import_checkpoint(method, source, preset, overrides):
     from zoo_plugins.mat.convert import import_mat
 
-    return import_mat(SPEC, source, preset)
+    return import_mat(SPEC, source, preset, overrides)

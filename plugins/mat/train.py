@@ -15,6 +15,8 @@ the global RNG, which the engine seeds and checkpoints.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from zoo.errors import ZooError
@@ -32,11 +34,22 @@ def lazy_ratio(every: int) -> float:
 class MatTask(TrainTask):
     def __init__(self, model: MAT, config, batch_size: int) -> None:
         if model.discriminator is None:
-            raise ZooError("mat: training needs the discriminator; this config has discriminator=false (imported generators cannot be fine-tuned yet)")
+            raise ZooError("mat: training needs the discriminator; this config has discriminator=false (zoo train mat turns it on: use MatConfig.for_training())")
         self.model, self.config = model, config
         self.ema_decay = 0.5 ** (batch_size / (config.ema_kimg * 1000)) if config.ema_kimg > 0 else 0.0
         # fails early, naming the file, when the VGG weights are missing
         self.pcp = losses.VGGPerceptualLoss(losses.load_vgg19_features(config.pcp_weights)) if config.pcp_weight > 0 else None
+
+    def init_missing(self, keys: list[str], source: Path) -> str | None:
+        """``--init`` from a generator-only checkpoint (a ``G_ema.pth``, or any ``zoo import``
+        without ``D``): the discriminator starts from its fresh initialisation; a missing
+        generator tensor is refused."""
+        if all(k.startswith("discriminator.") for k in keys):
+            return (
+                f"{source.name} has no discriminator (a generator-only checkpoint): fine-tuning with a freshly initialised "
+                "two-headed discriminator; import the release .pkl (it holds D) to start from the published one"
+            )
+        return super().init_missing(keys, source)
 
     def to(self, device: torch.device) -> None:
         self.model.to(device)

@@ -118,7 +118,7 @@ class _Trainer(StepMixin, CheckpointMixin, ValidationMixin, FaultsMixin):
             else:
                 warnings.warn("--sync-batchnorm needs CUDA; BatchNorm statistics stay per process", stacklevel=3)
         if opts.init:  # a new run from a checkpoint's weights, before EMA, sharding and optimizers
-            self.init_notes = load_init(task, opts.init, self.ctx.method)
+            self.init_notes, init_average = load_init(task, opts.init, self.ctx.method)
             if self.main:
                 for note in self.init_notes:
                     tqdm.write(f"Note: {note}", file=sys.stderr)
@@ -149,6 +149,9 @@ class _Trainer(StepMixin, CheckpointMixin, ValidationMixin, FaultsMixin):
         self.params = {name: [p for g in opt.param_groups for p in g["params"]] for name, opt in self.optimizers.items()}
         self.scalers = {name: _grad_scaler(self.device, self.precision == "fp16", self.sharded) for name in self.optimizers}
         self.ema = EMA(task.model, task.ema_decay) if task.ema_decay > 0 else None
+        if opts.init and self.ema is not None and init_average:  # the model starts from raw weights, the EMA from their average
+            average = {k: v.float() for k, v in init_average.items() if k in self.ema.shadow}
+            self.ema.load_state_dict(fsdp.shard_state(average, self.ema.shadow) if self.sharded else average)
         self.step, self.samples_seen, self.nonfinite_streak = 0, 0, 0
         self.micro = 0  # samples per forward pass; set from the batch split when the loop starts
         self.memory_limit = memory.simulated_limit(opts.simulated_memory_limit)

@@ -17,6 +17,9 @@ What happens, in order:
    to :meth:`zoo.train.TrainTask.init_missing`, which either initialises them freshly and
    returns the announcement (printed as one ``Note:`` line and logged), or, by default,
    refuses with one line naming them (:func:`load_init`);
+   when CKPT also holds raw training weights (``zoo.checkpoint.RAW_PREFIX``: an imported
+   StyleGAN-style snapshot's ``G`` beside its ``G_ema``), the model starts from those and the
+   engine starts the EMA from the averaged tensors, as the official ``--resume`` does;
 4. CKPT's provenance (:func:`init_provenance`: file, sha256, step, and the provenance the
    checkpoint itself carries) is written into ``run.json`` and into every checkpoint's
    ``zoo.provenance`` under ``"init"``.
@@ -31,7 +34,7 @@ from typing import Any
 
 import torch
 
-from zoo.checkpoint import load_checkpoint, read_meta
+from zoo.checkpoint import load_checkpoint, read_meta, split_raw
 from zoo.errors import ZooError
 from zoo.fsutil import file_sha256
 
@@ -92,14 +95,18 @@ def meta_shapes(build: Any) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
-def load_init(task: Any, path: str | os.PathLike, method: str) -> list[str]:
-    """Copy CKPT's tensors into ``task.model``; returns the announcements to print.
+def load_init(task: Any, path: str | os.PathLike, method: str) -> tuple[list[str], dict[str, torch.Tensor]]:
+    """Copy CKPT's tensors into ``task.model``; returns the announcements to print and the
+    averaged tensors the EMA starts from where the model starts from raw training weights
+    (empty when CKPT holds none).
 
     Shape changes and tensors without a place are one ZooError; model tensors missing from
     the file go to ``task.init_missing(keys, path)``."""
-    meta, tensors = load_checkpoint(path, method)
+    meta, tensors = load_checkpoint(path, method, raw=True)
+    tensors, raw = split_raw(tensors)
     own = task.model.state_dict()
     problem = shape_problems({k: tuple(v.shape) for k, v in own.items()}, {k: tuple(v.shape) for k, v in tensors.items()})
+    problem = problem or shape_problems({k: tuple(v.shape) for k, v in tensors.items()}, {k: tuple(v.shape) for k, v in raw.items()})
     if problem:
         raise ZooError(f"--init {path}: the checkpoint does not fit this config: {problem}; drop the --preset/--set that changes the architecture")
     missing = sorted(set(own) - set(tensors))
@@ -109,6 +116,6 @@ def load_init(task: Any, path: str | os.PathLike, method: str) -> list[str]:
         if note:
             notes.append(note)
     with torch.no_grad():
-        for k, v in tensors.items():
+        for k, v in {**tensors, **raw}.items():
             own[k].copy_(v.to(own[k].dtype))
-    return notes
+    return notes, {k: tensors[k] for k in raw}
