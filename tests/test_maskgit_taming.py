@@ -138,3 +138,22 @@ def test_vqgan_ckpt_as_tokenizer_trains_the_transformer_only(cli, vqgan, tmp_pat
     mapped = to_diffusers(read_taming(vqgan)[0])
     assert all(torch.equal(tensors[f"tokenizer.{k}"], v) for k, v in mapped.items())  # frozen in stage 2
     assert EXECUTED == []
+
+
+def test_zoo_fetch_imports_a_vqgan_entry(cli, vqgan, tmp_path, monkeypatch):
+    import yaml
+
+    reg = yaml.safe_load((Path(__file__).parents[1] / "zoo" / "registry.yaml").read_text())
+    reg["methods"]["maskgit"]["checkpoints"] = {"tiny-vqgan": {
+        "url": vqgan.as_uri() + "?dl=1", "file": "vqgan_tiny.ckpt", "sha256": "unknown", "sha256_reason": "none published",
+        "format": "taming-vqgan-ckpt", "license": "MIT", "resolution": 32, "preset": "tiny"}}
+    (tmp_path / "registry.yaml").write_text(yaml.safe_dump(reg))
+    monkeypatch.setenv("ZOO_REGISTRY", str(tmp_path / "registry.yaml"))
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("ZOO_OFFLINE", raising=False)
+    r = cli("fetch", "maskgit/tiny-vqgan")
+    assert r.exit_code == 0 and "unverified" in r.output, r.output
+    assert (tmp_path / "cache" / "downloads" / "maskgit" / "tiny-vqgan" / "vqgan_tiny.ckpt").is_file()  # named by `file:`
+    meta, tensors = load_checkpoint(tmp_path / "cache" / "checkpoints" / "maskgit-tiny-vqgan.safetensors", "maskgit")
+    assert meta.provenance["format"] == "taming-vqgan-ckpt" and meta.provenance["unverified"] == "none published"
+    assert torch.equal(tensors["tokenizer.quantize.embedding.weight"], official_state()["quantize.embedding.weight"])

@@ -115,7 +115,7 @@ def download(url: str, target: Path, sha256: str = "", progress: bool = True) ->
     if url.startswith(("http://", "https://")):
         _http(url, target, progress)
     elif url.startswith("file://"):
-        src = Path(urllib.request.url2pathname(url[len("file://") :]))
+        src = Path(urllib.request.url2pathname(url[len("file://") :].split("?", 1)[0]))
         if not src.is_file():
             raise ZooError(f"{url}: no such file; {by_hand(url, target)}")
         target.parent.mkdir(parents=True, exist_ok=True)

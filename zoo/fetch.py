@@ -70,7 +70,7 @@ def fetch(name: str, out: str | Path | None = None, progress: bool = True, overw
     elif download.is_hub(ck.url):
         source = download.hub_download(ck.url, progress)
     else:
-        filename = Path(ck.url.split("?", 1)[0].rstrip("/")).name or "download"
+        filename = ck.file or Path(ck.url.split("?", 1)[0].rstrip("/")).name or "download"
         source = download.download(ck.url, folder / filename, ck.sha256 if ck.verified else "", progress)
     if source.is_file():
         if ck.verified and download.is_hub(ck.url) and download.sha256_of(source) != ck.sha256:

@@ -36,7 +36,8 @@ class OfficialCheckpoint:
     sha256_reason: str = ""
     #: a file no client can download (a share-folder page): where to get it by hand, one line
     manual: str = ""
-    #: the file's name in the cache (for ``manual`` entries: where the user puts it)
+    #: the file's name in the cache (default: the URL's last part; for ``manual`` entries:
+    #: the name the user gives the file they put there)
     file: str = ""
 
     @property
