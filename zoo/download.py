@@ -76,8 +76,9 @@ def read_manifest() -> dict[str, dict]:
 
 def pin(key: str, url: str, path: Path, verified: bool, delete: bool = True) -> tuple[str, dict]:
     """Record (first use) or check (later) the sha256 of ``path`` under ``key`` in the cache
-    manifest: returns ``("recorded" | "matches", record)``. A file that differs from the
-    first record is refused (and deleted when ``delete``, i.e. it is a download)."""
+    manifest: returns ``("recorded" | "matches", record)``. For an unverified entry a file
+    that differs from the first record is refused (and deleted when ``delete``, i.e. it is a
+    download); for a verified one (its registry sha256 already checked) the record follows."""
     import datetime
     import json
 
@@ -86,6 +87,8 @@ def pin(key: str, url: str, path: Path, verified: bool, delete: bool = True) -> 
     got = sha256_of(path)
     files = read_manifest()
     old = files.get(key)
+    if verified and old and old.get("sha256") != got:
+        old = None  # the registry's sha256 (already checked) is the reference; the record follows it
     if old and old.get("sha256") != got:
         if delete:
             path.unlink()
