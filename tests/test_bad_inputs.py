@@ -161,7 +161,7 @@ CASES: list[tuple[str, list[str], dict[str, str], str]] = [
     ("bench-bad-precision", ["bench", "conv-l1", "--precision", "fp8"], {}, "fp8"),
     ("bench-out-is-folder", ["bench", "telea", "--no-flops", "--repeats", "1", "--out", "good"], {}, "--out good"),
     ("demo-bad-budget", ["demo", "--out", "newdemo", "--budget", "huge"], {}, "huge"),
-    ("train-unknown-preset", ["train", "conv-l1", "--data", "shapes", "--preset", "huge"], {}, "valid choices: base, tiny"),
+    ("train-unknown-preset", ["train", "conv-l1", "--data", "shapes", "--preset", "huge"], {}, "valid choices: base, small, tiny"),
     ("train-set-unknown-key", TRAIN + ["--set", "bogus=1"], {}, "unknown config key for conv-l1"),
     ("train-set-no-equals", TRAIN + ["--set", "channels"], {}, "--set expects key=value"),
     ("train-set-wrong-type", TRAIN + ["--set", "channels=abc"], {}, "expected an integer"),

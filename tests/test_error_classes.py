@@ -167,6 +167,7 @@ def test_classification_of_errnos():
 # -- 1. memory exhaustion and bugs ----------------------------------------------------------------
 def test_numpy_out_of_memory_is_one_line_naming_the_allocation_and_what_to_lower(monkeypatch):
     import zoo.runner
+    import zoo.sampling
 
     def huge(*args, **kwargs):
         return np.ones((100000, 100000), np.float64)  # 74.5 GiB: numpy refuses at once
@@ -186,11 +187,12 @@ def test_numpy_out_of_memory_is_one_line_naming_the_allocation_and_what_to_lower
 
 def test_cuda_out_of_memory_while_sampling_says_device_cpu(pairs, tmp_path, monkeypatch):
     import zoo.runner
+    import zoo.sampling
 
     def oom(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 7.7 GiB")
 
-    monkeypatch.setattr(zoo.runner, "inpaint", oom)
+    monkeypatch.setattr(zoo.sampling, "inpaint", oom)
     out = tmp_path / "out"
     _one_line(_sample(pairs, out), 1, "out of memory allocating 2.00 GiB", "--batch-size", "--device cpu")
     assert not out.exists()
@@ -198,11 +200,12 @@ def test_cuda_out_of_memory_while_sampling_says_device_cpu(pairs, tmp_path, monk
 
 def test_a_bug_keeps_its_traceback_after_a_line_that_says_so(pairs, tmp_path, monkeypatch):
     import zoo.runner
+    import zoo.sampling
 
     def broken(*args, **kwargs):
         return {}["no such key"]
 
-    monkeypatch.setattr(zoo.runner, "inpaint", broken)
+    monkeypatch.setattr(zoo.sampling, "inpaint", broken)
     result = _sample(pairs, tmp_path / "out")
     assert result.exit_code == 1
     err = result.stderr

@@ -43,7 +43,7 @@ def test_list_and_wildcard(cli):
 def test_info_shows_fields_presets_and_paper(cli):
     data = json.loads(cli("info", "conv-l1", "--json").output)
     assert data["family"] == "regression"
-    assert set(data["presets"]) == {"tiny", "base"}
+    assert set(data["presets"]) == {"tiny", "small", "base"}
     fields = {f["name"]: f for f in data["config_fields"]}
     assert fields["channels"]["default"] == 32 and fields["channels"]["type"] == "int"
     assert data["preset_values"]["tiny"]["channels"] == 16
@@ -102,7 +102,7 @@ def test_num_samples_writes_one_file_per_sample(cli, tmp_path, image_folder):
     "args, expected",
     [
         (["train", "nope", "--data", "shapes"], "unknown method 'nope'; valid choices: conv-l1, "),
-        (["train", "conv-l1", "--data", "shapes", "--preset", "huge"], "valid choices: base, tiny"),
+        (["train", "conv-l1", "--data", "shapes", "--preset", "huge"], "valid choices: base, small, tiny"),
         (["train", "conv-l1", "--data", "shapes", "--set", "foo=1"], "unknown config key for conv-l1 'foo'; valid choices: batch_size"),
         (["train", "conv-l1", "--data", "shapes", "--set", "channels=abc"], "--set channels: expected an integer"),
         (["train", "conv-l1", "--data", "shapes", "--set", "channels"], "--set expects key=value"),

@@ -90,7 +90,7 @@ def test_big_lama_with_discr_imports_both_networks_and_fine_tunes_from_them(cli,
     logged = next(json.loads(x) for x in (run / "log.jsonl").read_text().splitlines() if '"d_adv"' in x)
     model, config, _ = load_model(out, "lama")
     config = type(config)(**{**config.__dict__, "resolution": 32, "hrf_pl_weight": 0.0})
-    samples = TrainSamples(open_data("shapes", resolution=32, split="train", seed=2), mask_kind(config.train_masks), 2)
+    samples = TrainSamples(open_data("shapes", resolution=32, split="train", seed=2, crop=config.crop, flip=config.flip), mask_kind(config.train_masks), 2)
     batch = torch.utils.data.default_collate([samples[0]])
     _, ours = LamaTask(model.train(), config).d_loss(batch, 0)
     assert logged["d_adv"] == pytest.approx(ours["d_adv"], rel=1e-5)  # both networks are the file's

@@ -171,7 +171,7 @@ def test_train_into_an_empty_folder_needs_no_flag(tmp_path, monkeypatch):
 
 def test_check_run_dir_rules(tmp_path):
     from zoo.errors import ZooError
-    from zoo.runner import check_run_dir
+    from zoo.train.rundir import check_run_dir
 
     run = tmp_path / "run"
     run.mkdir()

@@ -172,7 +172,9 @@ def test_unfinished_run_of_other_settings_is_named(tmp_path):
     args = dict(method="telea", checkpoint=None, images=tmp_path / "images", masks=tmp_path / "masks", progress=False)
     runner.sample_folder(**args, out_dir=tmp_path / "out", seed=1)
     # make it look unfinished: the progress a seed-1 run writes after its first batch
-    pairs = runner.pair_images_and_masks(tmp_path / "images", tmp_path / "masks")
+    from zoo.imageio import pair_images_and_masks
+
+    pairs = pair_images_and_masks(tmp_path / "images", tmp_path / "masks")
     fp = runner.sample_fingerprint("telea", None, pairs, tmp_path / "images", tmp_path / "masks", 1, 1, None, 8, "hole-white")
     (tmp_path / "out" / runner.PROGRESS_DIR).mkdir()
     (tmp_path / "out" / runner.PROGRESS_DIR / "rank0.json").write_text(json.dumps({"fingerprint": fp, "done": {"0:0": {}}}))
@@ -271,9 +273,10 @@ def test_a_crash_keeps_finished_images_and_a_crash_before_any_removes_the_folder
     import pytest
 
     import zoo.runner as runner
+    import zoo.sampling as sampling
 
     _folder(tmp_path, 3)
-    real, calls = runner.inpaint, []
+    real, calls = sampling.inpaint, []
 
     def crash_at(n):
         def fake(*args, **kwargs):
@@ -284,15 +287,15 @@ def test_a_crash_keeps_finished_images_and_a_crash_before_any_removes_the_folder
         return fake
 
     args = dict(method="telea", checkpoint=None, images=tmp_path / "images", masks=tmp_path / "masks", batch_size=1, progress=False)
-    monkeypatch.setattr(runner, "inpaint", crash_at(1))
+    monkeypatch.setattr(sampling, "inpaint", crash_at(1))
     with pytest.raises(RuntimeError, match="simulated"):
         runner.sample_folder(**args, out_dir=tmp_path / "first")
     assert not (tmp_path / "first").exists()  # nothing finished: nothing left
     calls.clear()
-    monkeypatch.setattr(runner, "inpaint", crash_at(3))
+    monkeypatch.setattr(sampling, "inpaint", crash_at(3))
     with pytest.raises(RuntimeError, match="simulated"):
         runner.sample_folder(**args, out_dir=tmp_path / "later")
     assert sorted(p.name for p in (tmp_path / "later").glob("*.png")) == ["im0.png", "im1.png"]  # finished before the crash: kept
-    monkeypatch.setattr(runner, "inpaint", real)
+    monkeypatch.setattr(sampling, "inpaint", real)
     report = runner.sample_folder(**args, out_dir=tmp_path / "later")
     assert (report.count, report.resumed) == (3, 2) and not (tmp_path / "later" / runner.PROGRESS_DIR).exists()

@@ -152,7 +152,7 @@ def test_lr_schedule_is_laid_out_over_the_steps_the_budget_allows(tmp_path):
 
 
 def test_two_stage_method_splits_the_budget(tmp_path):
-    run, budget = tmp_path / "run", 4.0
+    run, budget = tmp_path / "run", 3.0
     options = TrainOptions(device="cpu", progress=False, tensorboard=False, time_budget_s=budget)
     runner.train("maskgit", "shapes", preset="tiny", overrides={"budget_split": "0.4"}, out_dir=run, options=options)
     info = json.loads((run / "run.json").read_text())["budget"]

@@ -13,10 +13,10 @@ from zoo import hookimpl
 from zoo.spec import DatasetSpec
 
 
-def _open_shapes(resolution: int = 64, split: str = "train", seed: int = 0):
+def _open_shapes(resolution: int = 64, split: str = "train", seed: int = 0, crop: str = "center", flip: bool = False):
     from zoo.data import ShapesDataset
 
-    return ShapesDataset(resolution=resolution, seed=seed, split=split)
+    return ShapesDataset(resolution=resolution, seed=seed, split=split, crop=crop, flip=flip)
 
 
 @hookimpl

@@ -69,15 +69,16 @@ def train_cmd(
     from zoo.errors import ZooError
     from zoo.plugins import get_manager
     from zoo.train import Interrupted, TrainOptions
-    from zoo.train import launch
+    from zoo.train import budget, launch
     from zoo.device import check_devices
+    from zoo.train.rundir import check_run_dir
 
     try:
         budget_s = parse_duration(time_budget) if time_budget is not None else None
     except ZooError as exc:
         raise ZooError(f"--time-budget: {exc}") from None
     if budget_s is not None and steps is not None:
-        raise ZooError(runner.BUDGET_WITH_STEPS)
+        raise ZooError(budget.BUDGET_WITH_STEPS)
     spec = get_manager().method(method)
     options = TrainOptions(
         time_budget_s=budget_s,
@@ -106,7 +107,7 @@ def train_cmd(
     if not resume:
         out_dir = out_dir or (f"runs/{method}-finetune" if init else f"runs/{method}-{preset or spec.default}")
         # never the data or --init, never an existing run without --overwrite (under a launcher only process 0 looks: the others may see its files)
-        runner.check_run_dir(out_dir, data, init, overwrite, existing=int(os.environ.get("RANK", "0")) == 0)
+        check_run_dir(out_dir, data, init, overwrite, existing=int(os.environ.get("RANK", "0")) == 0)
     elif overwrite:
         raise ZooError("--resume continues the run in its folder and --overwrite replaces a run; give one of them")
     kwargs = dict(

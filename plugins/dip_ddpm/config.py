@@ -37,6 +37,10 @@ class DipDdpmConfig:
     prior: str = ""  # zoo train: take this prior instead of training (repaint/dip-ddpm checkpoint, guided-diffusion .pt, diffusers folder)
     backbone: Literal["guided", "diffusers"] = "guided"
     resolution: int = 256
+    # training augmentation, the published recipe: the prior trains like guided-diffusion's: centre crop, random flip.
+    # Validation and evaluation always use fixed centre crops (docs/training.md, Augmentation)
+    crop: str = "center"  # random | center: where the training crop is taken (zoo.data)
+    flip: bool = True  # random horizontal flip of training images
     channels: int = 256
     channel_mult: tuple[int, ...] = (1, 1, 2, 2, 4, 4)
     num_res_blocks: int = 2
@@ -112,10 +116,20 @@ _DIP_PUBLISHED = {
 PRESETS: dict[str, dict[str, Any]] = {
     # seconds on a CPU; tests
     "tiny": {
+        "crop": "center", "flip": False,  # tests overfit fixed images: no augmentation
         **_PRIOR_TINY,
         "dip_input_channels": 8, "dip_channels_down": (16, 16, 16), "dip_channels_up": (16, 16, 16),
         "dip_channels_skip": (4, 4, 4), "dip_iters": 40, "dip_lr": 0.01, "dip_eval_every": 10, "dip_patience": 3,
         "t0": 100, "refine_steps": 5,
+    },
+    # 64 px on a CPU, ~3.2 M parameters: the published architecture scaled down for `zoo study` and
+    # CPU-minute --time-budget runs (table in README.md)
+    "small": {
+        "resolution": 64, "channels": 32, "channel_mult": (1, 2, 4), "num_res_blocks": 1,
+        "attention_resolutions": (16,), "num_head_channels": 32, "lr": 2e-4, "ema_decay": 0.999,
+        "steps": 20_000, "batch_size": 8,
+        "dip_input_channels": 16, "dip_channels_down": (32,) * 4, "dip_channels_up": (32,) * 4,
+        "dip_channels_skip": (4,) * 4, "dip_iters": 500, "t0": 100, "refine_steps": 20,
     },
     # one consumer GPU at 256 px: the repaint `base` prior, DIP with 64 channels
     "base": {

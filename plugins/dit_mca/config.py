@@ -20,6 +20,10 @@ ATTENTIONS = ("contextual", "self")
 @dataclass
 class DitMcaConfig:
     resolution: int = 256  # training image size
+    # training augmentation, the published recipe: DiT's train.py: centre crop + RandomHorizontalFlip (both stages).
+    # Validation and evaluation always use fixed centre crops (docs/training.md, Augmentation)
+    crop: str = "center"  # random | center: where the training crop is taken (zoo.data)
+    flip: bool = True  # random horizontal flip of training images
     # -- latent space: diffusers AutoencoderKL -----------------------------------------------
     vae: str = ""  # "" = train one (stage vae); a diffusers AutoencoderKL folder, or a dit-mca checkpoint
     vae_config: dict[str, Any] = field(default_factory=dict)  # AutoencoderKL config; filled from `vae` when given
@@ -136,10 +140,19 @@ _PUBLISHED: dict[str, Any] = {
 PRESETS: dict[str, dict[str, Any]] = {
     # seconds on a CPU; tests. 32 px -> 16x16 latents (2x VAE) -> 8x8 tokens
     "tiny": {
+        "crop": "center", "flip": False,  # tests overfit fixed images: no augmentation
         "resolution": 32, "vae_channels": (32, 32), "vae_layers": 1, "latent_channels": 4, "vae_steps": 30,
         "vae_lr": 2e-3, "depth": 2, "hidden_size": 64, "num_heads": 2, "patch_size": 2, "lr": 1e-3,
         "ema_decay": 0.9, "steps": 40, "batch_size": 4, "train_masks": "box",
         "num_steps": 10, "jump_length": 2, "jump_n_sample": 2,
+    },
+    # 64 px on a CPU, ~3.8 M parameters: the published architecture scaled down for `zoo study` and
+    # CPU-minute --time-budget runs (table in README.md)
+    # 64 px -> 16 x 16 x 4 latents (4x VAE) -> 8 x 8 tokens; a DiT of 4 blocks x 192 (S/2 is 12 x 384)
+    "small": {
+        "resolution": 64, "vae_channels": (32, 64, 64), "vae_layers": 1, "latent_channels": 4, "vae_steps": 5_000,
+        "vae_lr": 2e-4, "depth": 4, "hidden_size": 192, "num_heads": 3, "patch_size": 2, "lr": 3e-4,
+        "ema_decay": 0.999, "steps": 20_000, "batch_size": 8, "budget_split": 0.2,
     },
     **{name: {**_PUBLISHED, **size} for name, size in DIT_SIZES.items()},
 }

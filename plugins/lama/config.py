@@ -17,6 +17,11 @@ from zoo.config import require
 @dataclass
 class LamaConfig:
     resolution: int = 256  # training crop size (big-lama: 256 px crops of Places)
+    # training augmentation, the published recipe: LaMa's `distortions` transform, RandomCrop to out_size +
+    # HorizontalFlip (its affine, perspective and colour jitter are not reproduced).
+    # Validation and evaluation always use fixed centre crops (docs/training.md, Augmentation)
+    crop: str = "random"  # random | center: where the training crop is taken (zoo.data)
+    flip: bool = True  # random horizontal flip of training images
     # -- generator: FFC-ResNet ----------------------------------------------------------
     ngf: int = 64  # channels after the 7x7 stem; doubles at each downsampling
     n_downsampling: int = 3  # stride-2 FFC convs (sampling pads to a multiple of 2**n)
@@ -67,6 +72,7 @@ class LamaConfig:
 
 LAMA_PRESETS = {
     "tiny": {
+        "crop": "center", "flip": False,  # tests overfit fixed images: no augmentation
         "resolution": 32,
         "ngf": 8,
         "n_blocks": 2,
@@ -81,6 +87,19 @@ LAMA_PRESETS = {
         "steps": 50,
         "batch_size": 4,
         "train_masks": "box",
+    },
+    # 64 px on a CPU, ~3.4 M parameters: the published architecture scaled down for `zoo study` and
+    # CPU-minute --time-budget runs (table in README.md)
+    "small": {
+        "resolution": 64,
+        "ngf": 24,  # 64 -> 8 px after 3 downsamplings, 192 channels in 6 FFC blocks
+        "n_blocks": 6,
+        "ndf": 32,
+        "d_layers": 3,
+        "hrf_pl_weight": 0.0,  # its ADE20k segmentation weights are not on an offline machine ...
+        "l1_weight_missing": 10.0,  # ... so the hole gets an L1 term in its place
+        "steps": 20_000,
+        "batch_size": 8,
     },
     "lama-fourier": {"n_blocks": 9},
     "big-lama": {},

@@ -24,6 +24,11 @@ Schedule = Literal["cosine", "linear", "square", "cubic", "sqrt", "log", "exp"]
 @dataclass
 class MaskGITConfig:
     resolution: int = 256  # training crop; tokens are resolution / 2**(len(vq_channels) - 1) per side
+    # training augmentation, the published recipe: VQGAN/MaskGIT on ImageNet, random crops (taming's
+    # ImageNetTrain random_crop=True) and horizontal flips (both stages).
+    # Validation and evaluation always use fixed centre crops (docs/training.md, Augmentation)
+    crop: str = "random"  # random | center: where the training crop is taken (zoo.data)
+    flip: bool = True  # random horizontal flip of training images
     # -- what `zoo train` runs ----------------------------------------------------------------
     stage: Literal["both", "tokenizer", "transformer"] = "both"  # both: tokenizer, then transformer on its tokens
     #: an existing tokenizer instead of training one: a diffusers VQModel folder (config.json +
@@ -144,11 +149,23 @@ PRESETS: dict[str, dict[str, Any]] = {
     # seconds on a CPU; tests. 32 px with tokens at 1/4 (8 x 8 = 64 tokens: at 1/8 only 16
     # tokens are left, too few for a decoding schedule to matter)
     "tiny": {
+        "crop": "center", "flip": False,  # tests overfit fixed images: no augmentation
         "resolution": 32, "vq_channels": (16, 32, 32), "vq_layers_per_block": 1, "vq_latent_channels": 16,
         "vq_embed_dim": 16, "codebook_size": 128, "vq_norm_groups": 8, "tokenizer_steps": 30, "tokenizer_lr": 2e-3,
         "perceptual_weight": 0.0, "adv_weight": 0.1, "disc_start": 20, "disc_channels": 8, "disc_layers": 2,
         "dim": 64, "depth": 2, "heads": 4, "dropout": 0.0, "prenorm": True, "transformer_steps": 30, "lr": 2e-3,
         "weight_decay": 0.0, "warmup_steps": 0, "batch_size": 8, "total_iter": 8, "hole_margin": 2,
+    },
+    # 64 px on a CPU, ~3.2 M parameters: the published architecture scaled down for `zoo study` and
+    # CPU-minute --time-budget runs (table in README.md)
+    # tokens at 1/4 (16 x 16 = 256; at the published 1/16 only 4 x 4 would be left)
+    "small": {
+        "resolution": 64, "vq_channels": (32, 64, 64), "vq_layers_per_block": 1, "vq_latent_channels": 64,
+        "vq_embed_dim": 64, "codebook_size": 512, "vq_norm_groups": 16, "tokenizer_steps": 5_000, "tokenizer_lr": 2e-4,
+        "perceptual_weight": 0.0,  # LPIPS weights are not on an offline machine
+        "disc_start": 1_000, "disc_channels": 32, "disc_layers": 2,
+        "dim": 192, "depth": 4, "heads": 4, "transformer_steps": 15_000, "lr": 3e-4, "warmup_steps": 500,
+        "batch_size": 8, "hole_margin": 2,
     },
     # one consumer GPU: 128 px, tokens at 1/8 (16 x 16), a 12-layer transformer
     "base": {

@@ -19,6 +19,11 @@ NOISE_MODES = ("random", "const", "none")
 @dataclass
 class MatConfig:
     resolution: int = 512  # training size; a power of two (the generator's layout follows it)
+    # training augmentation, the published recipe: MAT, a random 512 crop of the whole Places image
+    # (reflect-padded when smaller) and x-flips.
+    # Validation and evaluation always use fixed centre crops (docs/training.md, Augmentation)
+    crop: str = "random"  # random | center: where the training crop is taken (zoo.data)
+    flip: bool = True  # random horizontal flip of training images
     # -- style manipulation: mapping network z -> w ---------------------------------------
     z_dim: int = 512  # noise z
     w_dim: int = 512  # style w
@@ -125,6 +130,7 @@ class MatConfig:
 
 MAT_PRESETS = {
     "tiny": {
+        "crop": "center", "flip": False,  # tests overfit fixed images: no augmentation
         "resolution": 32,
         "z_dim": 32,
         "w_dim": 32,
@@ -148,6 +154,26 @@ MAT_PRESETS = {
         "steps": 50,
         "batch_size": 4,
         "train_masks": "box",
+    },
+    # 64 px on a CPU, ~1.9 M parameters: the published architecture scaled down for `zoo study` and
+    # CPU-minute --time-budget runs (table in README.md)
+    "small": {
+        "resolution": 64,
+        "z_dim": 128,
+        "w_dim": 128,
+        "mapping_layers": 4,
+        "channel_max": 64,
+        "dim": 48,
+        "num_heads": 4,
+        "token_res": 16,  # 1/4 of the image (MAT at 512 px: 1/8)
+        "depths": (2, 2, 2, 2, 2),
+        "window_sizes": (8, 8, 4, 8, 8),
+        "square": 8,
+        "pcp_weight": 0.0,  # its VGG-19 weights are not on an offline machine ...
+        "l1_weight": 10.0,  # ... so an L1 term gives the first CPU minutes a signal
+        "ema_kimg": 0.5,  # decay 0.9945 at batch 4
+        "steps": 20_000,
+        "batch_size": 4,  # MAT's batch per GPU
     },
     "base": {  # 256 px, about a quarter of mat-256's weights: one consumer GPU
         "resolution": 256,

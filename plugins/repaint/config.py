@@ -14,6 +14,10 @@ class RepaintConfig:
     # -- the prior: guided-diffusion UNet (Dhariwal & Nichol 2021) --------------------------
     backbone: Literal["guided", "diffusers"] = "guided"  # diffusers: imported UNet2DModel folder
     resolution: int = 256  # training size; attention_resolutions refer to it
+    # training augmentation, the published recipe: guided-diffusion's load_data: random_crop=False (centre crop), random_flip=True.
+    # Validation and evaluation always use fixed centre crops (docs/training.md, Augmentation)
+    crop: str = "center"  # random | center: where the training crop is taken (zoo.data)
+    flip: bool = True  # random horizontal flip of training images
     channels: int = 256  # base width C ("num_channels")
     channel_mult: tuple[int, ...] = (1, 1, 2, 2, 4, 4)  # width multiplier per level
     num_res_blocks: int = 2  # residual blocks per level
@@ -118,10 +122,18 @@ _PUBLISHED = {
 PRESETS: dict[str, dict[str, Any]] = {
     # seconds on a CPU; tests
     "tiny": {
+        "crop": "center", "flip": False,  # tests overfit fixed images: no augmentation
         "resolution": 32, "channels": 32, "channel_mult": (1, 2), "num_res_blocks": 1,
         "attention_resolutions": (16,), "num_head_channels": 16, "diffusion_steps": 1000,
         "lr": 1e-3, "ema_decay": 0.9, "steps": 40, "batch_size": 4,
         "sampling": "custom", "t_T": 10, "jump_length": 2, "jump_n_sample": 2,
+    },
+    # 64 px on a CPU, ~3.2 M parameters: the published architecture scaled down for `zoo study` and
+    # CPU-minute --time-budget runs (table in README.md)
+    "small": {
+        "resolution": 64, "channels": 32, "channel_mult": (1, 2, 4), "num_res_blocks": 1,
+        "attention_resolutions": (16,), "num_head_channels": 32, "lr": 2e-4, "ema_decay": 0.999,
+        "steps": 20_000, "batch_size": 8,
     },
     # one consumer GPU (~140M parameters at 256 px; use --grad-checkpointing / --precision bf16)
     "base": {

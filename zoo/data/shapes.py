@@ -94,16 +94,24 @@ def render(index: int, seed: int = 0, size: int = 64) -> np.ndarray:
 class ShapesDataset(torch.utils.data.Dataset):
     """``length`` procedural images at ``resolution``; item ``i`` is ``render(i, seed)``.
 
-    Splits use disjoint seeds so train, val and test never share an image.
+    Splits use disjoint seeds so train, val and test never share an image. ``crop="random"``
+    and ``flip`` are training augmentation, used by :meth:`draw` (the training engine's
+    access): a random crop is a ``resolution`` window of the image rendered 1/8 larger, a
+    flip mirrors it with probability 1/2. ``dataset[i]`` is always the fixed image.
     """
 
     SPLIT_OFFSETS = {"train": 0, "val": 1_000_003, "test": 2_000_006}
 
-    def __init__(self, resolution: int = 64, seed: int = 0, length: int = 10_000, split: str = "train") -> None:
+    def __init__(self, resolution: int = 64, seed: int = 0, length: int = 10_000, split: str = "train", crop: str = "center", flip: bool = False) -> None:
         self.resolution = int(resolution)
         self.seed = int(seed) + self.SPLIT_OFFSETS.get(split, 0)
         self.length = int(length)
         self.split = split
+        if crop not in ("center", "random"):
+            from zoo.errors import choices_error
+
+            raise choices_error("crop", crop, ("center", "random"))
+        self.crop, self.flip = crop, bool(flip)
 
     def __len__(self) -> int:
         return self.length
@@ -111,6 +119,22 @@ class ShapesDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         arr = render(index, self.seed, self.resolution)
         return {"image": uint8_to_tensor(arr), "name": f"shapes_{index:06d}"}
+
+    def draw(self, index: int, key: int | None) -> dict:
+        """Item ``index`` with its crop and flip drawn for ``key`` (the sample position)."""
+        if self.crop == "center" and not self.flip:
+            return self[index]
+        rng = np.random.default_rng([self.seed & 0xFFFFFFFF, int(index), 0 if key is None else int(key) & 0xFFFFFFFF, 0xC4])
+        size = self.resolution
+        if self.crop == "random":
+            big = size + max(1, size // 8)
+            top, left = (int(v) for v in rng.integers(0, big - size + 1, size=2))
+            arr = render(index, self.seed, big)[top : top + size, left : left + size]
+        else:
+            arr = render(index, self.seed, size)
+        if self.flip and rng.random() < 0.5:
+            arr = arr[:, ::-1]
+        return {"image": uint8_to_tensor(np.ascontiguousarray(arr)), "name": f"shapes_{index:06d}"}
 
 
 def write_dataset(name: str, count: int, size: int, seed: int, out_dir, split: str = "train", progress: bool = True) -> dict:

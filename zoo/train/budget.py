@@ -108,4 +108,21 @@ def checkpoint_budget(ckpt_dir) -> dict:
     return budget if isinstance(budget, dict) else {}
 
 
-__all__ = ["BudgetClock", "PROBE_STEPS", "checkpoint_budget"]
+BUDGET_WITH_STEPS = ("--time-budget and --steps both given: a budgeted run trains until its time is spent, whatever the step count; "
+                     "give --time-budget alone (or --steps alone for a fixed length)")
+
+
+def budget_record(options, result) -> dict:
+    """RUN/run.json's ``budget``: the wall-clock budget (None: trained by steps), the steps
+    reached and the seconds spent, in all and per stage (each stage's seconds include the
+    earlier runs of a resumed stage)."""
+    stages = list(getattr(result, "stages", None) or [])
+    return {
+        "time_budget_s": getattr(options, "time_budget_s", None),
+        "steps_reached": int(result.step),
+        "seconds": round(sum(float(s.get("seconds") or 0.0) for s in stages), 3),
+        "stages": stages,
+    }
+
+
+__all__ = ["BUDGET_WITH_STEPS", "BudgetClock", "PROBE_STEPS", "budget_record", "checkpoint_budget"]

@@ -275,7 +275,8 @@ class _Trainer(StepMixin, CheckpointMixin, ValidationMixin, FaultsMixin):
         if not clock.active:
             return False
         expected = clock.tick(self.step)
-        if expected is not None:
+        if expected is not None:  # every process fixes it at the same step: agree on the smallest
+            expected = clock.expected = dist.min_int(expected, self.device)
             self.task.total_steps = max(expected, self.step)
             bar.total = expected
             bar.refresh()

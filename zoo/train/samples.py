@@ -17,8 +17,9 @@ from zoo.train.task import TrainOptions
 
 class TrainSamples(torch.utils.data.Dataset):
     """Sample position ``p`` (0, 1, 2, ...) -> image of a seeded per-epoch permutation
-    plus mask ``p`` of the training mask kind. Fully determined by (seed, p), so a run can
-    resume at any position."""
+    (with its random crop / flip drawn for ``p`` by the dataset's ``draw(index, key)``,
+    when it has one) plus mask ``p`` of the training mask kind. Fully determined by
+    (seed, p), so a run can resume at any position."""
 
     def __init__(self, data: torch.utils.data.Dataset, masks: Any, seed: int) -> None:
         self.data, self.masks, self.seed = data, masks, seed
@@ -35,7 +36,11 @@ class TrainSamples(torch.utils.data.Dataset):
         return int(self._perm[epoch][offset])
 
     def __getitem__(self, position: int) -> dict:
-        item = self.data[self._index(position)]
+        index = self._index(position)
+        # a dataset with training augmentation draws its crop / flip for this position:
+        # every epoch sees new ones, and a resumed run the same ones
+        draw = getattr(self.data, "draw", None)
+        item = draw(index, position) if callable(draw) else self.data[index]
         image = item["image"]
         mask = make_mask(self.masks, image.shape[1], image.shape[2], self.seed, position)
         return {"image": image, "mask": mask}
