@@ -157,3 +157,11 @@ def test_zoo_fetch_imports_a_vqgan_entry(cli, vqgan, tmp_path, monkeypatch):
     meta, tensors = load_checkpoint(tmp_path / "cache" / "checkpoints" / "maskgit-tiny-vqgan.safetensors", "maskgit")
     assert meta.provenance["format"] == "taming-vqgan-ckpt" and meta.provenance["unverified"] == "none published"
     assert torch.equal(tensors["tokenizer.quantize.embedding.weight"], official_state()["quantize.embedding.weight"])
+
+
+def test_a_vqgan_missing_part_of_its_layout_is_one_line(cli, tmp_path):
+    state = {k: v for k, v in official_state().items() if not k.startswith("post_quant_conv.")}
+    path = tmp_path / "partial.ckpt"
+    torch.save({"state_dict": state}, path)
+    r = cli("import", "maskgit", path, "--preset", "tiny", "--out", tmp_path / "x.safetensors")
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1 and "post_quant_conv.weight" in r.output, r.output

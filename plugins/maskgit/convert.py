@@ -63,6 +63,14 @@ def _levels(sd: dict[str, torch.Tensor], part: str) -> int:
 
 def vq_config(sd: dict[str, torch.Tensor], sample_size: int = 256) -> dict[str, Any]:
     """The diffusers ``VQModel`` config of taming VQGAN tensors ``sd`` (read off their shapes)."""
+    try:
+        return _vq_config(sd, sample_size)
+    except (KeyError, ValueError) as exc:  # a tensor the layout needs is missing
+        what = f"no {exc.args[0]}" if isinstance(exc, KeyError) else "no encoder.down.* levels"
+        raise ZooError(f"not the taming-transformers VQGAN layout ({what}); expected encoder.down.*, decoder.up.*, quantize, quant_conv, post_quant_conv") from None
+
+
+def _vq_config(sd: dict[str, torch.Tensor], sample_size: int) -> dict[str, Any]:
     n = _levels(sd, "encoder.down")
     blocks = 1 + max(int(m.group(1)) for k in sd if (m := re.match(r"encoder\.down\.0\.block\.(\d+)\.", k)))
     channels = [int(sd[f"encoder.down.{i}.block.0.conv1.weight"].shape[0]) for i in range(n)]
@@ -135,7 +143,10 @@ def load_vqgan(path: Path, sample_size: int = 256) -> tuple[dict[str, Any], dict
     from zoo.checkpoint import key_problems
 
     taming, dropped = read_taming(path)
-    conf = vq_config(taming, sample_size)
+    try:
+        conf = vq_config(taming, sample_size)
+    except ZooError as exc:
+        raise ZooError(f"{path} is {exc}") from None
     if any(c % 32 for c in conf["block_out_channels"]):
         raise ZooError(f"{path}: channels {conf['block_out_channels']} are not multiples of 32 (taming's GroupNorm groups)")
     weights = to_diffusers(taming)
