@@ -93,6 +93,7 @@ def compare(VQModel, name: str, spec: dict, batch: int, tmp: Path, keys_out: Pat
     from zoo.checkpoint import load_model
 
     gen = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)  # the modules' own initialisation, before randomize()
     model = VQModel(ddconfig=spec["ddconfig"], lossconfig={}, n_embed=spec["n_embed"], embed_dim=spec["embed_dim"]).eval()
     randomize(model, gen)
     ckpt = tmp / f"{name}.ckpt"
