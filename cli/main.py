@@ -195,9 +195,9 @@ def app() -> None:
 
 
 def _register() -> None:
-    from zoo_cli.commands import bench, catalog, compare, data, extras, fetch, importer, masks, sample, score, serve, train
+    from zoo_cli.commands import bench, catalog, compare, data, extras, fetch, importer, masks, sample, score, serve, study, train
 
-    for module in (catalog, train, sample, score, compare, importer, fetch, data, masks, extras, bench, serve):
+    for module in (catalog, train, sample, score, compare, importer, fetch, data, masks, extras, bench, serve, study):
         for command in module.COMMANDS:
             app.add_command(command)
     bound_sizes(app)

@@ -123,26 +123,33 @@ def test_peak_memory_sees_an_allocation():
 
 
 def test_demo_fast_end_to_end_and_resumes(tmp_path):
+    """The demo is a small study: every built-in learned method trained for the same budget,
+    scored beside telea on the same test images; a rerun redoes nothing."""
     out = tmp_path / "demo"
     _run(["demo", "--out", str(out), "--budget", "fast"])
-    from zoo.demo import demo_methods
+    from zoo.demo import BUDGETS, demo_methods
 
     learned, classical = demo_methods()
     assert {"conv-l1", "lama", "repaint"} <= set(learned) and "telea" in classical
     for m in learned:
-        assert (out / "runs" / m / "model.safetensors").is_file()
-    cmp = out / "compare"
+        assert (out / "runs" / m / "2s" / "model.safetensors").is_file()
+    cmp = out / "eval" / "test-lama-medium"
     for name in ("results.json", "results.csv", "report.md", "grid.png", "plots/psnr.png", "plots/ssim.png", "plots/l1-hole.png"):
         assert (cmp / name).is_file(), name
-    results = json.loads((cmp / "results.json").read_text())
-    assert len(json.dumps(results)) > 100
+    for name in ("results.json", "results.csv", "per_image.csv", "report.md"):
+        assert (out / name).is_file(), name
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert {r["method"] for r in rows} == set(learned) | set(classical)
+    assert all(r["budget"] == "2s" for r in rows if r["method"] in learned)  # the same budget for every learned method
+    assert all(r["metrics"]["psnr"]["n"] == BUDGETS["fast"].eval_count for r in rows)
+    assert all(set(r["vs_telea"]) >= {"psnr", "ssim", "l1-hole"} for r in rows if r["method"] != "telea")
     readme = (out / "README.md").read_text()
-    assert "lama-medium" in readme and "zoo compare" in readme and all(f"| {m} |" in readme for m in learned)
-    assert "| trained |" in readme
-    # a rerun resumes: nothing is trained again
+    assert "lama-medium" in readme and "cannot show" in readme and all(f"| {m}@2s |" in readme for m in learned)
+    assert readme.count("| trained |") == len(learned)
+    # a rerun resumes: nothing is trained or evaluated again
     _run(["demo", "--out", str(out), "--budget", "fast"])
     readme = (out / "README.md").read_text()
-    assert "| trained |" not in readme and readme.count("| cached |") == len(learned)
+    assert "| trained |" not in readme and readme.count("| cached | cached |") == len(learned)
 
 
 def test_a_failing_training_step_keeps_the_sampling_figures(monkeypatch):

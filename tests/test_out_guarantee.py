@@ -73,6 +73,7 @@ def workspace(tmp_path_factory):
 
 TRAIN = ["train", "conv-l1", "--preset", "tiny", "--steps", "1"]
 SAMPLE = ["sample", "telea", "--images", "good/images", "--masks", "good/masks"]
+STUDY = ["study", "--data", "shapes", "--methods", "telea", "--budget", "5s", "--preset", "tiny", "--resolution", "32", "--eval-count", "20", "--no-progress"]
 COMPARE = ["compare", "--metric", "psnr", "--data", "shapes", "--masks", "box", "--count", "2", "--size", "32"]
 
 # (id, args, extra environment, text the one error line must contain)
@@ -98,6 +99,8 @@ ROWS: list[tuple[str, list[str], dict[str, str], str]] = [
     ("data-prepare-is-input", ["data", "prepare", "good", "--layout", "folder", "--out", "good", "--resume"], {}, "the input SRC"),
     ("demo-user-folder", ["demo", "--out", "userdir", "--budget", "fast"], {}, "not a zoo demo folder"),
     ("demo-out-is-file", ["demo", "--out", "notes.txt", "--budget", "fast"], {}, "an existing file"),
+    ("study-user-folder", STUDY + ["--out", "userdir"], {}, "holds no study"),
+    ("study-out-is-file", STUDY + ["--out", "notes.txt"], {}, "an existing file"),
     ("fetch-out-exists", ["fetch", "big-lama", "--out", "existing.safetensors"], {"ZOO_OFFLINE": "1"}, "pass --overwrite"),
     ("fetch-out-is-folder", ["fetch", "big-lama", "--out", "userdir", "--overwrite"], {"ZOO_OFFLINE": "1"}, "an existing folder"),
     ("new-plugin-existing", ["new-plugin", "mymethod", "--out", "userdir"], {}, "not empty"),
@@ -125,7 +128,7 @@ def test_out_is_refused_and_nothing_changes(row, workspace, monkeypatch):
 def test_every_writing_command_has_a_row():
     commands = {" ".join(a for a in r[1][:2] if not a.startswith("-") and a not in ("telea", "conv-l1", "repaint", "big-lama", "mymethod")) for r in ROWS}
     for cmd in ("train", "import", "bench", "masks convert", "data prepare", "demo", "fetch", "new-plugin", "sample", "compare",
-                "data eval-set", "masks generate", "data synth", "score"):
+                "data eval-set", "masks generate", "data synth", "score", "study"):
         assert cmd in commands, cmd
 
 

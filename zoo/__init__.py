@@ -14,8 +14,8 @@ download, hookspecs) at the bottom; then the plugin manager and registry, which 
 the core's own :mod:`zoo.builtins` included, through entry points; then the building blocks
 that look names up through it (data, masks, metrics, diffusion, layers); then checkpoints,
 provenance, the sample contract (:mod:`zoo.inpaint`) and the core plugin; then the training
-engine (:mod:`zoo.train`); and on top the runner, the folder sampler (:mod:`zoo.sampling`), compare, report, fetch, bench, demo, shard
-(``--devices N`` sampling), the contract kit, the scaffold, the launched worker and
+engine (:mod:`zoo.train`); and on top the runner, the folder sampler (:mod:`zoo.sampling`), compare, report, fetch, bench,
+study (with its report), demo, shard (``--devices N`` sampling), the contract kit, the scaffold, the launched worker and
 ``zoo serve``'s web app (:mod:`zoo.serve`) that drive everything. The CLI (``zoo_cli``) and the plugins (``zoo_plugins``) import ``zoo``;
 ``zoo`` imports neither, and plugins never import each other.
 """

@@ -1,21 +1,19 @@
-"""``zoo demo``: the whole zoo on the embedded defaults, with nothing downloaded.
+"""``zoo demo``: the whole zoo as a small study (:mod:`zoo.study`), nothing downloaded.
 
-Recipe (every part resumes: rerun the same command after an interruption):
+Every built-in learned method (the methods of the ``inpaint-zoo`` distribution that need
+training) is trained for the **same wall-clock budget** at its ``tiny`` preset on ``shapes``,
+its tunable sampling settings are chosen on validation images, and all of them and the
+classical baselines are scored on the same test images with LaMa medium masks, with the
+paired difference against ``telea``. Everything resumes: rerun the same command after an
+interruption and finished parts are skipped.
 
-1. train the ``tiny`` preset of every built-in learned method (the methods of the
-   ``inpaint-zoo`` distribution that need training) on ``shapes`` for the budget's steps, into
-   ``DIR/runs/<method>/model.safetensors`` (a finished run is skipped; a run with a checkpoint
-   resumes from it; an unfinished run without one starts again);
-2. ``zoo compare`` of those checkpoints and the classical built-in baselines on one eval set
-   of ``shapes`` images with LaMa medium masks, with the metrics that need no download (psnr,
-   ssim, l1-hole) plus lpips / fid when their weights are already on disk, into
-   ``DIR/compare/`` (results.json, results.csv, report.md, plots/, grid.png);
-3. ``DIR/README.md``: what was run, the numbers, and the command that reruns each part.
+Files: ``DIR/README.md`` (what was run, the table, what the budget can and cannot show), and
+the study's own files (``report.md``, ``results.json``, ``results.csv``, ``per_image.csv``,
+``eval/test-lama-medium/`` with ``report.md``, ``plots/`` and ``grid.png``, ``runs/``).
 """
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,22 +24,34 @@ from zoo.fsutil import write_text
 from zoo.plugins import get_manager
 
 BUILTIN_DIST = "inpaint-zoo"
-BASE_METRICS = ("psnr", "ssim", "l1-hole")
-OPTIONAL_METRICS = ("lpips", "fid")  # used when their weights are present
+MASKS = "lama-medium"
 
 
 @dataclass(frozen=True)
 class Budget:
-    steps: int  # training steps per method
-    batch_size: int
-    count: int  # eval images
-    size: int  # eval image side
+    seconds: float  # training wall clock per learned method, the same for every one
+    preset: str
+    resolution: int
+    eval_count: int  # test images
+    val_count: int  # validation images that choose the sampling settings
+    tune: bool  # False: each method's cheapest listed sampling settings, no validation sampling
 
 
 BUDGETS = {
-    "fast": Budget(steps=2, batch_size=2, count=2, size=32),  # the test's budget: seconds per method
-    "full": Budget(steps=150, batch_size=8, count=24, size=32),
+    # the test's budget: a smoke test of the whole path in a minute or two; the fills are noise
+    # and 8 test images are too few for the study's intervals (a study refuses fewer than 20)
+    "fast": Budget(seconds=2, preset="tiny", resolution=32, eval_count=8, val_count=5, tune=False),
+    # 7 learned methods x 50 s = 5.8 min of training; choosing the sampling settings on 8 val
+    # images and sampling 24 test images take about as long again (repaint's 235-call schedule
+    # most of it): about 12 min on an idle 2-core CPU, estimated from CPU times (benchmarks/README.md)
+    "full": Budget(seconds=50, preset="tiny", resolution=32, eval_count=24, val_count=8, tune=True),
 }
+
+#: What one equal CPU budget of this size can and cannot show, written into the README.
+CAN_SHOW = ("At {budget} of CPU training per method on 32 px synthetic shapes, this demo shows which methods learn to fill "
+            "flat-coloured holes fastest at equal compute and what each costs per image; it cannot show how they rank on "
+            "natural photos or at their published sizes, where the diffusion and transformer methods need orders of magnitude "
+            "more training (see benchmarks/study/README.md).")
 
 
 def demo_methods() -> tuple[list[str], list[str]]:
@@ -55,60 +65,8 @@ def demo_methods() -> tuple[list[str], list[str]]:
     return learned, classical
 
 
-def available_metrics() -> tuple[list[str], list[str]]:
-    """(metrics to use, optional metrics skipped because their weights are missing)."""
-    import os
-
-    from zoo.metrics import metric
-    from zoo.metrics.scoring import preflight
-    from zoo.metrics.weights import OFFLINE_ENV
-
-    use, skipped = list(BASE_METRICS), []
-    saved = os.environ.get(OFFLINE_ENV)
-    os.environ[OFFLINE_ENV] = "1"  # only look on disk: the demo downloads nothing
-    try:
-        for name in OPTIONAL_METRICS:
-            try:
-                preflight([metric(name)])
-                use.append(name)
-            except ZooError:
-                skipped.append(name)
-    finally:
-        if saved is None:
-            os.environ.pop(OFFLINE_ENV, None)
-        else:
-            os.environ[OFFLINE_ENV] = saved
-    return use, skipped
-
-
-def _train_one(method: str, run: Path, budget: Budget, say: Callable[[str], None], progress: bool) -> tuple[Path, str]:
-    from zoo.runner import MODEL_FILE, train
-    from zoo.train import TrainOptions
-    from zoo.train.state import list_checkpoints
-
-    model = run / MODEL_FILE
-    if model.is_file():
-        return model, "cached"
-    resume = None
-    if run.exists():
-        if list_checkpoints(run):
-            resume = str(run)
-        else:
-            shutil.rmtree(run)  # interrupted before its first checkpoint: start again
-    options = TrainOptions(device="cpu", progress=progress, tensorboard=False, save_every=max(1, budget.steps // 3), resume=resume)
-    say(f"train {method} (tiny, {budget.steps} steps, batch {budget.batch_size})" + (" — resuming" if resume else ""))
-    if resume:
-        path = train(method, None, steps=budget.steps, out_dir=run, options=options,
-                     command=["zoo", "train", method, "--resume", str(run)])
-    else:
-        path = train(method, "shapes", preset="tiny", steps=budget.steps, batch_size=budget.batch_size, seed=0, out_dir=run,
-                     options=options, command=_train_command(method, budget, run))
-    return path, "resumed" if resume else "trained"
-
-
-def _train_command(method: str, budget: Budget, run: Path) -> list[str]:
-    return ["zoo", "train", method, "--data", "shapes", "--preset", "tiny", "--steps", str(budget.steps),
-            "--batch-size", str(budget.batch_size), "--seed", "0", "--device", "cpu", "--out", str(run)]
+def demo_command(out: Path, budget: str) -> list[str]:
+    return ["zoo", "demo", "--out", str(out), "--budget", budget]
 
 
 DEMO_MARK = ".zoo-demo"  # written first: a folder holding it is a demo's, which a rerun resumes
@@ -134,67 +92,61 @@ def _demo_readme(path: Path) -> bool:
 
 
 def run_demo(out_dir: str | Path = "zoo-demo", budget: str = "full", progress: bool = True, say: Callable[[str], None] = print) -> dict[str, Any]:
-    """The recipe of the module docstring; returns a summary (also written as README.md)."""
-    from zoo.compare import Entry, run_compare
-    from zoo.metrics import parse_metric_list
+    """The study of the module docstring; returns a summary (also written as README.md)."""
+    from zoo.study import StudySettings, run_study
+    from zoo.study_report import budget_label
 
     if budget not in BUDGETS:
         raise ZooError(f"unknown budget {budget!r}; valid choices: {', '.join(BUDGETS)}")
     b = BUDGETS[budget]
     out = check_demo_dir(out_dir)
     learned, classical = demo_methods()
-    if not learned and not classical:
-        raise ZooError("no built-in methods are installed; see `zoo plugins`")
-    metric_names, skipped = available_metrics()
+    if "telea" not in classical:
+        raise ZooError("the built-in baselines plugin (telea) is not loaded; see `zoo plugins`")
+    settings = StudySettings(data="shapes", methods=["telea", *[m for m in classical if m != "telea"], *learned], budgets=[float(b.seconds)],
+                             masks=[MASKS], resolution=b.resolution, eval_count=b.eval_count, val_count=b.val_count, preset=b.preset,
+                             seed=0, device="cpu", tune=b.tune, min_test=min(b.eval_count, 20))
     t0 = time.perf_counter()
+    study_cmd = ["zoo", "study", "--data", "shapes", "--methods", ",".join(settings.methods), "--budget", budget_label(b.seconds),
+                 "--masks", MASKS, "--preset", b.preset, "--resolution", str(b.resolution), "--eval-count", str(b.eval_count),
+                 "--val-count", str(b.val_count), "--device", "cpu", "--out", str(out)] + ([] if b.tune else ["--no-tune"])
     out.mkdir(parents=True, exist_ok=True)
-    write_text(out / DEMO_MARK, "a folder of `zoo demo`: rerunning it resumes and replaces README.md, runs/ and compare/\n")
-    runs, timings = {}, {}
-    for method in learned:
-        t = time.perf_counter()
-        runs[method], how = _train_one(method, out / "runs" / method, b, say, progress)
-        timings[method] = (round(time.perf_counter() - t, 1), how)
-    train_s = time.perf_counter() - t0
-    entries = [Entry(label=m, method=m) for m in classical] + [Entry(label=m, method=m, checkpoint=p) for m, p in runs.items()]
-    say(f"compare {len(entries)} methods on {b.count} shapes images ({b.size} px, lama-medium masks): {', '.join(metric_names)}")
-    t = time.perf_counter()
-    cmp_dir = out / "compare"
-    compare_cmd = ["zoo", "compare", "--metric", ",".join(metric_names), "--data", "shapes", "--masks", "lama-medium",
-                   "--count", str(b.count), "--size", str(b.size), "--seed", "0", "--device", "cpu", "--out", str(cmp_dir)]
-    compare_cmd[compare_cmd.index("--metric"):compare_cmd.index("--metric")] = (["--methods", ",".join(classical)] if classical else []) + \
-        [x for p in runs.values() for x in ("--checkpoint", str(p))]
-    res = run_compare(entries, parse_metric_list(metric_names), cmp_dir, "shapes", "lama-medium", count=b.count, size=b.size, seed=0,
-                      batch_size=8, device="cpu", bootstrap=10, progress=progress, command=compare_cmd)
-    compare_s = time.perf_counter() - t
-    summary = {"budget": budget, "settings": b.__dict__, "learned": learned, "classical": classical, "metrics": metric_names,
-               "skipped_metrics": skipped, "train": timings, "train_s": round(train_s, 1), "compare_s": round(compare_s, 1),
-               "total_s": round(time.perf_counter() - t0, 1), "warnings": res.warnings}
-    write_text(out / "README.md", _readme(out, summary, res, compare_cmd))
-    say(f"wrote {out}/README.md and {cmp_dir}/ (report.md, results.json, results.csv, plots/, grid.png) in {summary['total_s']:.0f} s")
+    write_text(out / DEMO_MARK, "a folder of `zoo demo`: rerunning it resumes and replaces README.md and the study's files\n")
+    doc = run_study(settings, out, progress=progress, say=say, command=study_cmd)
+    summary = {"budget": budget, "settings": b.__dict__, "learned": learned, "classical": classical, "status": doc["status"],
+               "total_s": round(time.perf_counter() - t0, 1)}
+    write_text(out / "README.md", _readme(out, summary, study_cmd))
+    say(f"wrote {out}/README.md and the study's report.md, results.json, eval/test-{MASKS}/grid.png in {summary['total_s']:.0f} s")
     return summary
 
 
-def _readme(out: Path, s: dict[str, Any], res: Any, compare_cmd: list[str]) -> str:
+def _readme(out: Path, s: dict[str, Any], study_cmd: list[str]) -> str:
+    from zoo.study_report import budget_label
+
     b = s["settings"]
-    report = (res.out_dir / "report.md").read_text().split("\n## ")[0].rstrip()
+    report = (out / "report.md").read_text()
+    table = report[report.index("## `"):report.index("## Files")].rstrip()
+    per = budget_label(b["seconds"])
     lines = [
         "# zoo demo", "",
-        f"Budget `{s['budget']}`: every built-in learned method ({', '.join(s['learned'])}) trained at its `tiny` preset on the "
-        f"built-in `shapes` dataset for {b['steps']} steps (batch {b['batch_size']}, seed 0, CPU), then compared with the classical "
-        f"baselines ({', '.join(s['classical']) or 'none'}) on one eval set of {b['count']} `shapes` images at {b['size']} px with "
-        f"LaMa medium masks (`lama-medium`), metrics {', '.join(s['metrics'])}"
-        + (f" ({', '.join(s['skipped_metrics'])} skipped: their weights are not on disk, and the demo downloads nothing)" if s["skipped_metrics"] else "")
-        + ". Tiny models trained briefly: the numbers show the zoo working end to end, not what the methods can do.", "",
-        f"Wall time of this run: {s['total_s']:.0f} s (training {s['train_s']:.0f} s, compare {s['compare_s']:.0f} s; "
-        "parts already done when it started are skipped and not counted again).", "",
-        "## Results", "", report, "",
-        "Files: `compare/report.md` (full report, per-bin tables), `compare/results.json`, `compare/results.csv`, "
-        "`compare/plots/<metric>.png` (per mask-coverage bin), `compare/grid.png` (inputs, results, ground truth), "
-        "`runs/<method>/` (checkpoint, run.json, log.jsonl).", "",
-        "## Rerun one part", "",
-        "Everything resumes: rerun `zoo demo --out " + str(out) + " --budget " + s["budget"] + "` and finished parts are skipped. "
-        "To redo one method, delete its `runs/<method>/` folder and `compare/predictions/<method>/`, or run the parts by hand:", "",
-        "```", *(" ".join(_train_command(m, BUDGETS[s["budget"]], out / "runs" / m)) for m in s["learned"]), " ".join(compare_cmd), "```", "",
-        "| method | training s | how |", "|---|---|---|", *(f"| {m} | {t} | {how} |" for m, (t, how) in s["train"].items()), "",
+        f"Budget `{s['budget']}`: a small `zoo study`. Every built-in learned method ({', '.join(s['learned'])}) was trained at its "
+        f"`{b['preset']}` preset on the built-in `shapes` dataset for the same wall-clock budget, **{per} each** (seed 0, CPU), "
+        + (f"its tunable sampling settings were chosen on {b['val_count']} validation images" if b["tune"] else
+           "each sampled with the cheapest of its tunable sampling settings (not tuned)")
+        + ", and all of them and the classical "
+        f"baselines ({', '.join(s['classical'])}) filled the same {b['eval_count']} test images at {b['resolution']} px with LaMa "
+        "medium masks (`lama-medium`).", "",
+        CAN_SHOW.format(budget=per), "",
+        f"Wall time of this run: {s['total_s']:.0f} s (parts already done when it started are skipped and not counted again).", "",
+        table, "",
+        "Example fills: `eval/test-lama-medium/grid.png`; full report: `report.md` (and `eval/test-lama-medium/report.md` per "
+        "hole-ratio bin); raw numbers: `results.json`, `results.csv`, `per_image.csv`; training runs with their loss curves: "
+        "`runs/<method>/<budget>/log.jsonl`.", "",
+        "## Rerun", "",
+        "Everything resumes: rerun `" + " ".join(demo_command(out, s["budget"])) + "` and finished parts are skipped "
+        "(delete `results/<method>@<budget>/` to redo one method's evaluation, `runs/<method>/` to retrain it).", "",
+        *((f"The same study by hand: `{' '.join(study_cmd)}`", "") if b["eval_count"] >= 20 else
+          ("(`zoo study` itself refuses fewer than 20 test images; this smoke-test budget uses fewer.)", "")),
+        "| part | training | evaluation |", "|---|---|---|", *(f"| {x['label']} | {x['train'] or '—'} | {x['eval']} |" for x in s["status"]), "",
     ]
     return "\n".join(lines)

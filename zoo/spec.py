@@ -40,6 +40,12 @@ class MethodSpec:
     needs_training: bool = True
     #: Preset used when the user names none; defaults to the first preset.
     default_preset: str | None = None
+    #: Sampling settings a study may tune (``zoo study``): candidate config overrides, each a
+    #: mapping of field -> value applied to the trained checkpoint's config (e.g. diffusion
+    #: steps, MaskGIT iterations, DIP-DDPM ``t0``). The study tries each on its validation
+    #: split and reports the test split with the best one; list the cheapest first (a study
+    #: that does not tune, such as ``zoo demo --budget fast``, takes the first). Empty: nothing to tune.
+    tunable: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if not dataclasses.is_dataclass(self.config):

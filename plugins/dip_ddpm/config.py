@@ -147,3 +147,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "ema_decay": 0.9999, **_DIP_PUBLISHED, "t0": 100, "refine_steps": 100, "sampler": "ddpm",
     },
 }
+
+
+#: Sampling settings `zoo study` tunes on its validation split: the timestep t0 the DDPM
+#: refinement starts from (low: keeps the DIP estimate; high: the prior redraws more).
+TUNABLE = ({"t0": 50}, {"t0": 100}, {"t0": 250})

@@ -20,6 +20,7 @@ def zoo_register_methods():
             paper="Ulyanov et al., Deep Image Prior, CVPR 2018; Ho et al., DDPM, NeurIPS 2020; Meng et al., SDEdit, ICLR 2022",
             license="code MIT; imported priors keep their own license (RePaint's CC BY-NC-SA 4.0, google/ddpm-* Apache-2.0)",
             default_preset="tiny",
+            tunable=cfg.TUNABLE,
         )
     ]
 

@@ -20,6 +20,7 @@ def zoo_register_methods():
             paper="Peebles & Xie, Scalable Diffusion Models with Transformers, ICCV 2023; Li et al., MAT, CVPR 2022; Lugmayr et al., RePaint, CVPR 2022",
             license="code MIT; DiT weights (init=) CC BY-NC 4.0",
             default_preset="tiny",
+            tunable=cfg.TUNABLE,
         )
     ]
 

@@ -54,6 +54,14 @@ class LamaConfig:
     steps: int = 1_000_000  # 40 epochs x 25000 batches
     batch_size: int = 10  # per GPU in LaMa (trained on several GPUs)
     train_masks: str = "lama-train"  # LaMa's mixture of irregular strokes and boxes
+    # -- test-time feature refinement (predict.py ``refine:`` / ``refiner:`` of
+    #    configs/prediction/default.yaml; Kulshreshtha et al. 2022), sampling only -------
+    refine: bool = False  # optimise the generator's bottleneck features per image (refine)
+    refine_n_iters: int = 15  # forward passes per scale after the coarsest (refiner.n_iters)
+    refine_lr: float = 0.002  # Adam learning rate on the features (refiner.lr)
+    refine_min_side: int = 512  # scales: 1 + round(log2(short side / min_side)) (refiner.min_side)
+    refine_max_scales: int = 3  # cap on the number of pyramid scales (refiner.max_scales)
+    refine_px_budget: int = 1_800_000  # larger images are refined at a size with H*W <= this (refiner.px_budget)
 
     def for_training(self) -> "LamaConfig":
         """Training is adversarial: the discriminator is always built (a generator-only
@@ -68,6 +76,11 @@ class LamaConfig:
         require(0.0 <= self.ratio_g <= 1.0, "ratio_g", self.ratio_g, "must lie in [0, 1]")
         require(self.lr_g > 0 and self.lr_d > 0, "lr_g/lr_d", (self.lr_g, self.lr_d), "must be > 0")
         require(all(0.0 <= b < 1.0 for b in self.betas), "betas", self.betas, "each must lie in [0, 1)")
+        for name in ("refine_n_iters", "refine_min_side", "refine_max_scales", "refine_px_budget"):
+            require(getattr(self, name) >= 1, name, getattr(self, name), "must be at least 1")
+        require(self.refine_lr > 0, "refine_lr", self.refine_lr, "must be > 0")
+        if self.refine:
+            require(self.n_blocks >= 1, "refine", self.refine, "needs a generator with residual blocks (n_blocks >= 1): it optimises their input")
 
 
 LAMA_PRESETS = {

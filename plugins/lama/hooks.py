@@ -41,9 +41,9 @@ def zoo_train(method, ctx):
 
 @hookimpl
 def zoo_sample(method, model, config, images, masks, generator):
-    from zoo_plugins.lama.sample import inpaint
+    from zoo_plugins.lama.sample import inpaint, refine_inpaint
 
-    return inpaint(model, images, masks)
+    return refine_inpaint(model, images, masks, config) if config.refine else inpaint(model, images, masks)
 
 
 @hookimpl

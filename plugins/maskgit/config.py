@@ -176,3 +176,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # the published ImageNet-256 architecture (tokens at 1/16: 16 x 16, 24 layers x 768)
     "imagenet-256": {},
 }
+
+
+#: Sampling settings `zoo study` tunes on its validation split: iterations T of the schedule
+#: (MaskGIT reports 8-12 as the sweet spot at 256 px; fewer tokens at 64 px may need fewer).
+TUNABLE = ({"total_iter": 4}, {"total_iter": 8}, {"total_iter": 12})

@@ -17,6 +17,7 @@ SPEC = MethodSpec(
     paper="Chang et al., MaskGIT: Masked Generative Image Transformer, CVPR 2022",
     license="Apache-2.0 (official MaskGIT code)",
     default_preset="tiny",
+    tunable=cfg.TUNABLE,
 )
 
 

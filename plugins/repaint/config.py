@@ -146,3 +146,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     # guided-diffusion's class-conditional ImageNet prior (256x256_diffusion.pt; RePaint's inet256 configs)
     "imagenet-256": {**_PUBLISHED, "num_classes": 1000},
 }
+
+
+#: Sampling settings `zoo study` tunes on its validation split, cheapest first: two plain
+#: chains without resampling (25 DDIM calls, 100 DDPM calls) and the `fast` schedule (235 calls).
+TUNABLE = (
+    {"sampling": "custom", "t_T": 25, "jump_length": 1, "jump_n_sample": 1, "sampler": "ddim", "eta": 0.0},
+    {"sampling": "custom", "t_T": 100, "jump_length": 1, "jump_n_sample": 1, "sampler": "ddpm"},
+    {"sampling": "fast"},
+)

@@ -20,6 +20,7 @@ def zoo_register_methods():
             paper="Lugmayr et al., RePaint: Inpainting using Denoising Diffusion Probabilistic Models, CVPR 2022",
             license="code MIT; published RePaint weights CC BY-NC-SA 4.0; guided-diffusion ImageNet weights MIT",
             default_preset="tiny",
+            tunable=cfg.TUNABLE,
         )
     ]
 

@@ -1,0 +1,199 @@
+"""``zoo study`` (issue 24 item 5): equal budgets, settings chosen on val, test scored, resumable."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from zoo_cli.main import app
+
+FAST = ["--preset", "tiny", "--resolution", "32", "--eval-count", "20", "--val-count", "5", "--no-progress"]
+
+
+def _invoke(args):
+    return CliRunner().invoke(app, args, catch_exceptions=False)
+
+
+def _images(folder: Path, n: int, size: int = 40) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(n)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(folder / f"img{i:03d}.png")
+    return folder
+
+
+def test_study_on_shapes_resumes_after_an_interrupt(tmp_path, monkeypatch):
+    import zoo.runner
+    import zoo.study
+
+    out = tmp_path / "study"
+    args = ["study", "--data", "shapes", "--methods", "telea,conv-l1", "--budget", "20s", "--out", str(out), *FAST]
+    real_cell = zoo.study.run_cell
+
+    def interrupted_after_training(s, method, *a, **k):
+        if method == "conv-l1":
+            raise KeyboardInterrupt  # Ctrl-C once conv-l1 is trained, before it is evaluated
+        return real_cell(s, method, *a, **k)
+
+    monkeypatch.setattr(zoo.study, "run_cell", interrupted_after_training)
+    res = _invoke(args)
+    assert res.exit_code == 130, res.output
+    telea_done = out / "results" / "telea" / "lama-medium.json"
+    model = out / "runs" / "conv-l1" / "20s" / "model.safetensors"
+    assert telea_done.is_file() and model.is_file() and not (out / "report.md").exists()
+    stamps = {p: p.stat().st_mtime_ns for p in (telea_done, model, out / "eval" / "test-lama-medium" / "predictions" / "telea" / "done.json")}
+
+    monkeypatch.setattr(zoo.study, "run_cell", real_cell)
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(zoo.runner, "train", no_training)
+    res = _invoke(args)
+    assert res.exit_code == 0, res.output
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # telea not redone, conv-l1 not retrained
+
+    doc = json.loads((out / "results.json").read_text())
+    rows = {r["method"]: r for r in doc["rows"]}
+    assert set(rows) == {"telea", "conv-l1"} and rows["conv-l1"]["budget"] == "20s" and rows["telea"]["budget"] is None
+    conv = rows["conv-l1"]
+    assert conv["train_steps"] >= 1 and conv["nfe"] == 1.0 and conv["seconds_per_image"] > 0
+    for name in ("psnr", "ssim", "l1-hole"):
+        m = conv["metrics"][name]
+        assert m["n"] == 20 and m["ci_low"] < m["value"] < m["ci_high"]
+        # the paired difference is the mean of the per-image differences of the raw results
+        d = conv["vs_telea"][name]
+        with open(out / "per_image.csv") as fh:
+            per = list(csv.DictReader(fh))
+        mine = {r["image"]: float(r[name]) for r in per if r["method"] == "conv-l1"}
+        ref = {r["image"]: float(r[name]) for r in per if r["method"] == "telea"}
+        assert len(mine) == len(ref) == 20
+        assert d["value"] == pytest.approx(np.mean([mine[k] - ref[k] for k in mine]))
+        assert d["ci_low"] < d["value"] < d["ci_high"] and d["n"] == 20
+    assert "vs_telea" in conv and rows["telea"]["vs_telea"] == {}
+    report = (out / "report.md").read_text()
+    assert "| conv-l1@20s |" in report and "| telea |" in report and "paired" in report
+    assert (out / "eval" / "test-lama-medium" / "grid.png").is_file()
+    with open(out / "results.csv") as fh:
+        assert [r["method"] for r in csv.DictReader(fh)] == ["telea", "conv-l1"]
+    assert not (out / "quality_vs_budget.png").exists()  # one budget: no curve
+    assert {x["label"]: (x["train"], x["eval"]) for x in doc["status"]} == {"telea": (None, "cached"), "conv-l1@20s": ("cached", "computed")}
+
+    # a third run finds everything done; a changed setting is refused in one line
+    res = _invoke(args)
+    assert res.exit_code == 0, res.output
+    assert all(x["eval"] == "cached" for x in json.loads((out / "results.json").read_text())["status"])
+    res = _invoke([*args[:-1], "--seed", "1", "--no-progress"])
+    assert res.exit_code == 2 and "holds a study with seed=0" in res.output
+
+
+def test_tuning_picks_the_best_candidate_on_validation_only(tmp_path, monkeypatch):
+    """A classical method given two candidate settings: the one with the higher val PSNR is
+    kept, and the test split is sampled with it alone."""
+    import dataclasses
+
+    from zoo.plugins import get_manager
+    import zoo.study
+
+    spec = get_manager().method("telea")
+    tuned = dataclasses.replace(spec, tunable=({"algorithm": "ns"}, {"algorithm": "telea"}))
+    real = zoo.study.candidates
+    monkeypatch.setattr(zoo.study, "candidates", lambda m: [{k: str(v) for k, v in c.items()} for c in tuned.tunable] if m == "telea" else real(m))
+    out = tmp_path / "s"
+    res = _invoke(["study", "--data", "shapes", "--methods", "telea", "--budget", "5s", "--out", str(out), *FAST])
+    assert res.exit_code == 0, res.output
+    row = json.loads((out / "results.json").read_text())["rows"][0]
+    tried = {t["settings"]["algorithm"]: t["value"] for t in row["tuning"]["tried"]}
+    assert set(tried) == {"ns", "telea"} and row["settings"]["algorithm"] == max(tried, key=tried.get)
+    assert row["tuning"]["val_count"] == 5
+    test_preds = sorted(p.name for p in (out / "eval" / "test-lama-medium" / "predictions").iterdir())
+    assert test_preds == [f"telea_algorithm_{row['settings']['algorithm']}_"]
+    assert len(list((out / "eval" / "val-lama-medium" / "predictions").iterdir())) == 2
+
+
+def test_a_plain_folder_is_split_by_source_file(tmp_path):
+    from zoo.data.splits import plain_split, write_split_view
+
+    root = _images(tmp_path / "photos", 40, size=8)
+    files = sorted(root.glob("*.png"))
+    split = plain_split(files, root)
+    assert [len(split[s]) for s in ("train", "val", "test")] == [28, 6, 6]
+    assert set().union(*map(set, split.values())) == set(files) and sum(map(len, split.values())) == 40
+    assert plain_split(list(reversed(files)), root) == split  # deterministic
+    view = Path(write_split_view(root, tmp_path / "view", split))
+    from zoo.data import open_data
+
+    names = {s: {open_data(view, 8, split=s)[i]["name"] for i in range(len(split[s]))} for s in ("train", "val", "test")}
+    assert not (names["train"] & names["test"]) and not (names["val"] & names["test"]) and len(names["test"]) == 6
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--methods", "telea,nosuch"], "unknown method 'nosuch'; valid choices: all,"),
+    (["--budget", "0"], "--budget '0'"),
+    (["--budget", "abc"], "--budget 'abc'"),
+    (["--budget", "20s,20s"], "listed twice"),
+    (["--eval-count", "10"], "at least 20 test images"),
+    (["--masks", "nosuch"], "unknown mask kind 'nosuch'"),
+    (["--preset", "nosuch"], "has no preset 'nosuch'"),
+])
+def test_bad_requests_are_one_line_and_leave_nothing(tmp_path, extra, message):
+    out = tmp_path / "out"
+    args = ["study", "--data", "shapes", "--methods", "telea,conv-l1", "--budget", "20s", "--out", str(out), *FAST]
+    for flag in extra[::2]:  # replace the flag's default value
+        if flag in args:
+            i = args.index(flag)
+            del args[i : i + 2]
+    res = _invoke([*args, *extra])
+    assert res.exit_code == 2, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], res.output
+    assert not out.exists()
+
+
+def test_data_folders_that_cannot_make_a_study(tmp_path):
+    base = ["study", "--methods", "telea", "--budget", "20s", "--out", str(tmp_path / "out"), *FAST]
+    (tmp_path / "empty").mkdir()
+    small = _images(tmp_path / "small", 30, size=8)
+    split = tmp_path / "split"
+    for name, n in (("train", 5), ("val", 5), ("test", 22)):
+        _images(split / name, n, size=8)
+    cases = [(tmp_path / "empty", "no images"), (small, "has 30 images, too few for a study"),
+             (tmp_path / "nothere", "neither a folder nor a registered dataset")]
+    for data, message in cases:
+        res = _invoke([*base, "--data", str(data)])
+        assert res.exit_code == 2 and message in res.output and len(res.output.strip().splitlines()) == 1, res.output
+    res = _invoke([*base[:-len(FAST)], "--preset", "tiny", "--resolution", "32", "--eval-count", "30", "--data", str(split)])
+    assert res.exit_code == 2 and "--eval-count 30 is larger than the test split" in res.output and "22 images" in res.output, res.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_prepared_and_subfolder_layouts_keep_their_own_splits(tmp_path):
+    """A `zoo data prepare` folder (the scenes benchmark's layout) is read by its split lists;
+    train/ val/ test/ sub-folders (an eval set's images/ where there is a manifest) as they are."""
+    from zoo.data.prepare import prepare
+    from zoo.data.splits import resolve_splits
+    from zoo.study import StudySettings, check_settings
+
+    src = _images(tmp_path / "src", 60, size=12)
+    prepared = tmp_path / "prepared"
+    prepare("folder", src, prepared, size=8, val_count=10, test_count=20, workers=1)
+    kind, sizes, splits = resolve_splits(str(prepared), 8, 0)
+    lists = {s: (prepared / "splits" / f"{s}.txt").read_text().split() for s in ("train", "val", "test")}
+    assert kind == "prepared" and sizes == {s: len(v) for s, v in lists.items()} == {"train": 30, "val": 10, "test": 20}
+    s = check_settings(StudySettings(str(prepared), ["telea"], [20.0], ["lama-medium"], resolution=16, eval_count=20, val_count=50))
+    assert s.val_count == 10  # capped at the val split
+
+    sub = tmp_path / "sub"
+    _images(sub / "train", 3, size=8)
+    _images(sub / "val" / "images", 6, size=8)
+    _images(sub / "val" / "masks", 6, size=8)  # an eval set: its masks are not images of the split
+    (sub / "val" / "manifest.json").write_text("{}")
+    _images(sub / "test", 21, size=8)
+    kind, sizes, splits = resolve_splits(str(sub), 8, 0)
+    assert kind == "folders" and sizes == {"train": 3, "val": 6, "test": 21} and splits["val"] == str(sub / "val" / "images")
