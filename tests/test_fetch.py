@@ -92,10 +92,10 @@ def site(tmp_path, monkeypatch):
         common = {"format": "guided-diffusion", "license": "MIT", "resolution": 32, "preset": "tiny"}
         reg["methods"]["repaint"]["checkpoints"] = {
             "tiny-good": {"url": server.url + "/tiny.pt", "sha256": good, **common},
-            "tiny-zip": {"url": server.url + "/tiny.zip", "sha256": "", **common},
+            "tiny-zip": {"url": server.url + "/tiny.zip", "sha256": "unknown", "sha256_reason": "test", **common},
             "tiny-badsum": {"url": server.url + "/tiny.pt", "sha256": "0" * 64, **common},
             "tiny-cut": {"url": server.url + "/cut/tiny.pt", "sha256": good, **common},
-            "tiny-gone": {"url": "http://127.0.0.1:9/tiny.pt", "sha256": "", **common},  # discard port: nothing listens
+            "tiny-gone": {"url": "http://127.0.0.1:9/tiny.pt", "sha256": "unknown", "sha256_reason": "test", **common},  # discard port: nothing listens
         }
         (tmp_path / "registry.yaml").write_text(yaml.safe_dump(reg))
         monkeypatch.setenv("ZOO_REGISTRY", str(tmp_path / "registry.yaml"))

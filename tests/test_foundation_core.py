@@ -52,7 +52,7 @@ def _good():
             "methods.telea.checkpoints.x.sha256 must be 64 lowercase hex",
         ),
         (
-            lambda d: d["methods"]["telea"].update(checkpoints={"x": {"url": "u", "sha256": "", "format": "pt", "license": "l", "resolution": 256, "preset": "nope"}}),
+            lambda d: d["methods"]["telea"].update(checkpoints={"x": {"url": "u", "sha256": "unknown", "sha256_reason": "r", "format": "pt", "license": "l", "resolution": 256, "preset": "nope"}}),
             "methods.telea.checkpoints.x.preset 'nope' is not in methods.telea.presets",
         ),
         (lambda d: d["methods"]["telea"].update(checkpoints={"x": {"url": "u"}}), "missing key methods.telea.checkpoints.x.sha256"),

@@ -4,7 +4,10 @@ Used by ``zoo fetch`` (:mod:`zoo.fetch`). Plain ``http(s)://`` URLs are fetched 
 progress bar into ``FILE.part`` and renamed when complete; a rerun after an interruption
 asks the server for the rest (an HTTP ``Range`` request) and starts over only when the
 server ignores it. A sha256 given by the registry is checked after the download, and a
-mismatch deletes the file. Hugging Face Hub URLs (``https://huggingface.co/R/resolve/REV/F``
+mismatch deletes the file. The sha256 of every file ``zoo fetch`` uses is recorded in the
+cache manifest (``$ZOO_CACHE_DIR/downloads/manifest.json``); for an entry whose registry
+sha256 is ``unknown`` that first record is the reference a later download must match
+(trust on first use, like a lockfile). Hugging Face Hub URLs (``https://huggingface.co/R/resolve/REV/F``
 and ``hf://ORG/REPO`` for a whole repository) go through ``huggingface_hub`` into its own
 cache. ``ZOO_OFFLINE=1`` (or ``HF_HUB_OFFLINE=1``) downloads nothing. Every failure is one
 :class:`~zoo.errors.ZooError` line that names the URL and the place to put the file by hand.
@@ -53,6 +56,54 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+def manifest_path() -> Path:
+    return cache_dir() / "downloads" / "manifest.json"
+
+
+def read_manifest() -> dict[str, dict]:
+    """``METHOD/NAME`` -> {url, file, sha256, first_seen, verified} of files fetched before."""
+    import json
+
+    path = manifest_path()
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ZooError(f"the cache manifest {path} is unreadable ({type(exc).__name__}); fix or delete it (its recorded sha256s are then trusted anew)") from None
+    return data.get("files", {}) if isinstance(data, dict) else {}
+
+
+def pin(key: str, url: str, path: Path, verified: bool, delete: bool = True) -> tuple[str, dict]:
+    """Record (first use) or check (later) the sha256 of ``path`` under ``key`` in the cache
+    manifest: returns ``("recorded" | "matches", record)``. For an unverified entry a file
+    that differs from the first record is refused (and deleted when ``delete``, i.e. it is a
+    download); for a verified one (its registry sha256 already checked) the record follows."""
+    import datetime
+    import json
+
+    from zoo.fsutil import write_text
+
+    got = sha256_of(path)
+    files = read_manifest()
+    old = files.get(key)
+    if verified and old and old.get("sha256") != got:
+        old = None  # the registry's sha256 (already checked) is the reference; the record follows it
+    if old and old.get("sha256") != got:
+        if delete:
+            path.unlink()
+        gone = "; the file was deleted" if delete else ""
+        raise ZooError(f"{path.name} for {key} has sha256 {got}, but the first download (recorded in {manifest_path()} on {old.get('first_seen', '?')}) had {old.get('sha256')}{gone}; "
+                       f"if the publisher changed the file on purpose, remove the {key!r} entry from the manifest to trust the new one")
+    if old:
+        return "matches", old
+    record = {"url": url, "file": path.name, "sha256": got, "first_seen": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "verified": verified}
+    files[key] = record
+    manifest_path().parent.mkdir(parents=True, exist_ok=True)
+    write_text(manifest_path(), json.dumps({"version": 1, "files": files}, indent=2, sort_keys=True) + "\n")
+    return "recorded", record
+
+
 def by_hand(url: str, target: Path) -> str:
     return f"download {url} yourself and put it at {target} (then run the command again)"
 
@@ -67,7 +118,7 @@ def download(url: str, target: Path, sha256: str = "", progress: bool = True) ->
     if url.startswith(("http://", "https://")):
         _http(url, target, progress)
     elif url.startswith("file://"):
-        src = Path(urllib.request.url2pathname(url[len("file://") :]))
+        src = Path(urllib.request.url2pathname(url[len("file://") :].split("?", 1)[0]))
         if not src.is_file():
             raise ZooError(f"{url}: no such file; {by_hand(url, target)}")
         target.parent.mkdir(parents=True, exist_ok=True)

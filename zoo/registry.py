@@ -32,6 +32,18 @@ class OfficialCheckpoint:
     preset: str
     source: str = ""
     note: str = ""
+    #: why ``sha256`` is ``unknown`` (then ``zoo fetch`` pins what it first downloads)
+    sha256_reason: str = ""
+    #: a file no client can download (a share-folder page): where to get it by hand, one line
+    manual: str = ""
+    #: the file's name in the cache (default: the URL's last part; for ``manual`` entries:
+    #: the name the user gives the file they put there)
+    file: str = ""
+
+    @property
+    def verified(self) -> bool:
+        """The registry gives the file's sha256 (else: trust on first use)."""
+        return self.sha256 != UNKNOWN
 
 
 @dataclass(frozen=True)
@@ -69,8 +81,10 @@ class MethodInfo:
 
 
 # -- loading and validation -------------------------------------------------------------
+#: ``sha256:`` of an entry whose publisher gives no checksum (``sha256_reason`` says why)
+UNKNOWN = "unknown"
 _CKPT_FIELDS = {"url": str, "sha256": str, "format": str, "license": str, "resolution": int, "preset": str}
-_CKPT_OPTIONAL = {"source": str, "note": str}
+_CKPT_OPTIONAL = {"source": str, "note": str, "sha256_reason": str, "manual": str, "file": str}
 _METHOD_FIELDS = {"plugin": str, "summary": str, "paper": str, "license": str, "family": str, "presets": list}
 
 
@@ -113,9 +127,9 @@ def parse_registry(data: Any) -> dict[str, RegistryEntry]:
                 raise ZooError(f"registry: unknown key {ck_where}.{extra[0]}")
             if ck_values["preset"] not in values["presets"]:
                 raise ZooError(f"registry: {ck_where}.preset {ck_values['preset']!r} is not in {where}.presets")
-            sha = ck_values["sha256"]
-            if sha and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
-                raise ZooError(f"registry: {ck_where}.sha256 must be 64 lowercase hex digits or empty")
+            _check_sha256(ck_values, ck_where)
+            if ck_values.get("manual") and not ck_values.get("file"):
+                raise ZooError(f"registry: {ck_where}.manual needs {ck_where}.file (the file name the user puts in the cache)")
             checkpoints.append(OfficialCheckpoint(name=ck_name, **ck_values))
         entries[name] = RegistryEntry(
             name=name,
@@ -128,6 +142,19 @@ def parse_registry(data: Any) -> dict[str, RegistryEntry]:
             checkpoints=tuple(checkpoints),
         )
     return entries
+
+
+def _check_sha256(ck: dict[str, Any], where: str) -> None:
+    """``sha256``: 64 lowercase hex digits, or ``unknown`` with a ``sha256_reason``."""
+    sha, reason = ck["sha256"], ck.get("sha256_reason", "").strip()
+    if sha == UNKNOWN:
+        if not reason:
+            raise ZooError(f"registry: {where}.sha256 is unknown but {where}.sha256_reason is missing; say why there is no published sha256")
+        return
+    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        raise ZooError(f"registry: {where}.sha256 must be 64 lowercase hex digits, or 'unknown' with sha256_reason; {sha!r} is malformed")
+    if reason:
+        raise ZooError(f"registry: {where}.sha256_reason is only for sha256: unknown")
 
 
 def registry_path() -> Path:

@@ -99,6 +99,8 @@ def info_cmd(method: str, as_json: bool) -> None:
         for c in info.checkpoints:
             click.echo(f"    {c['name']}: {c['resolution']}px -> preset {c['preset']}, {c['format']}, {c['license']}")
             click.echo(f"      {c['url']}")
+            check = f"sha256 {c['sha256']}" if c["sha256"] != "unknown" else f"unverified: {c['sha256_reason']} (pinned on first fetch)"
+            click.echo(f"      {check}" + (f"; by hand: {c['manual']}" if c.get("manual") else ""))
 
 
 COMMANDS = [plugins_cmd, list_cmd, info_cmd]

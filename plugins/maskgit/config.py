@@ -32,7 +32,8 @@ class MaskGITConfig:
     # -- what `zoo train` runs ----------------------------------------------------------------
     stage: Literal["both", "tokenizer", "transformer"] = "both"  # both: tokenizer, then transformer on its tokens
     #: an existing tokenizer instead of training one: a diffusers VQModel folder (config.json +
-    #: diffusion_pytorch_model.safetensors), or a maskgit checkpoint / run folder (its tokenizer)
+    #: diffusion_pytorch_model.safetensors), a taming-transformers VQGAN .ckpt, or a maskgit
+    #: checkpoint / run folder (its tokenizer)
     tokenizer: str = ""
     #: `zoo train --time-budget` with both stages: the tokenizer's share of the wall-clock
     #: budget (the published steps' ratio, 100k : 300k); the transformer gets what it leaves
@@ -139,7 +140,7 @@ class MaskGITConfig:
         if self.choice_temperature < 0:
             raise bad("choice_temperature", self.choice_temperature, "it must be 0 or more")
         if self.stage == "transformer" and not self.tokenizer:
-            raise bad("stage", self.stage, "the transformer stage needs --set tokenizer=PATH (a maskgit tokenizer checkpoint or run, or a diffusers VQModel folder)")
+            raise bad("stage", self.stage, "the transformer stage needs --set tokenizer=PATH (a maskgit tokenizer checkpoint or run, a diffusers VQModel folder, or a taming VQGAN .ckpt)")
         if self.stage == "tokenizer" and self.tokenizer:
             raise bad("tokenizer", self.tokenizer, "stage=tokenizer trains a tokenizer; drop tokenizer=PATH or use stage=transformer")
 

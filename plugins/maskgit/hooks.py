@@ -8,21 +8,22 @@ from zoo_plugins.maskgit import config as cfg
 NAME = "maskgit"
 
 
+SPEC = MethodSpec(
+    name=NAME,
+    summary="MaskGIT: VQ tokens (diffusers VQModel) + bidirectional transformer; the hole's tokens filled by iterative parallel decoding.",
+    family="token",
+    config=cfg.MaskGITConfig,
+    presets=cfg.PRESETS,
+    paper="Chang et al., MaskGIT: Masked Generative Image Transformer, CVPR 2022",
+    license="Apache-2.0 (official MaskGIT code)",
+    default_preset="tiny",
+    tunable=cfg.TUNABLE,
+)
+
+
 @hookimpl
 def zoo_register_methods():
-    return [
-        MethodSpec(
-            name=NAME,
-            summary="MaskGIT: VQ tokens (diffusers VQModel) + bidirectional transformer; the hole's tokens filled by iterative parallel decoding.",
-            family="token",
-            config=cfg.MaskGITConfig,
-            presets=cfg.PRESETS,
-            paper="Chang et al., MaskGIT: Masked Generative Image Transformer, CVPR 2022",
-            license="Apache-2.0 (official MaskGIT code)",
-            default_preset="tiny",
-            tunable=cfg.TUNABLE,
-        )
-    ]
+    return [SPEC]
 
 
 @hookimpl
@@ -45,6 +46,13 @@ def zoo_sample(method, model, config, images, masks, generator):
     from zoo_plugins.maskgit.sample import sample
 
     return sample(model, config, images, masks, generator)
+
+
+@hookimpl
+def zoo_import_checkpoint(method, source, preset, overrides):
+    from zoo_plugins.maskgit.convert import import_vqgan
+
+    return import_vqgan(SPEC, source, preset, overrides)
 
 
 @hookimpl

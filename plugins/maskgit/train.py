@@ -182,16 +182,20 @@ TASKS = {"tokenizer": TokenizerTask, "transformer": TransformerTask}
 _VQ_FIELDS = ("vq_channels", "vq_layers_per_block", "vq_latent_channels", "vq_embed_dim", "codebook_size", "vq_norm_groups", "vq_mid_attention", "tokenizer_config")
 
 
-def load_tokenizer(cfg: MaskGITConfig) -> dict[str, torch.Tensor]:
+def load_tokenizer(cfg: MaskGITConfig, preset: str | None = None) -> dict[str, torch.Tensor]:
     """Read ``cfg.tokenizer`` and return the tokenizer's weights (keys without ``tokenizer.``).
 
     The tokenizer's architecture fields of ``cfg`` are set from the source **in place**, so
     the config the core writes into the final checkpoint rebuilds this tokenizer without the
-    source. A diffusers VQModel folder fills ``tokenizer_config``; a maskgit checkpoint (or a
-    run folder holding one) gives its ``vq_*`` fields."""
+    source. A diffusers VQModel folder or a taming-transformers VQGAN ``.ckpt`` fills
+    ``tokenizer_config``; a maskgit checkpoint (or a run folder holding one) gives its
+    ``vq_*`` fields. A VQGAN whose codebook (or code / latent width) differs from what
+    ``cfg`` sets away from ``preset``'s value (a ``--set``) is refused."""
     path = Path(cfg.tokenizer).expanduser()
     if path.is_dir() and (path / "config.json").is_file():
         return _load_diffusers_vq(cfg, path)
+    if path.is_file() and path.suffix != ".safetensors":
+        return _load_taming_vq(cfg, path, preset)
     ckpt = path
     if path.is_dir():
         ckpt = path / "model.safetensors"
@@ -214,6 +218,19 @@ def load_tokenizer(cfg: MaskGITConfig) -> dict[str, torch.Tensor]:
     if not sd:
         raise ZooError(f"maskgit: {ckpt} holds no tokenizer.* weights")
     return sd
+
+
+def _load_taming_vq(cfg: MaskGITConfig, path: Path, preset: str | None) -> dict[str, torch.Tensor]:
+    from zoo_plugins.maskgit.config import PRESETS
+    from zoo_plugins.maskgit.convert import check_asked, load_vqgan
+
+    conf, weights, _ = load_vqgan(path, cfg.resolution)
+    base = dataclasses.replace(MaskGITConfig(), **PRESETS.get(preset or "", {}))
+    asked = {k: getattr(cfg, k) for k in ("codebook_size", "vq_embed_dim", "vq_latent_channels") if getattr(cfg, k) != getattr(base, k)}
+    check_asked(path, conf, asked)
+    cfg.tokenizer_config = conf
+    cfg.codebook_size, cfg.vq_embed_dim, cfg.vq_latent_channels = conf["num_vq_embeddings"], conf["vq_embed_dim"], conf["latent_channels"]
+    return weights
 
 
 def _load_diffusers_vq(cfg: MaskGITConfig, folder: Path) -> dict[str, torch.Tensor]:
@@ -275,7 +292,7 @@ def _write_json(path: Path, obj) -> None:
 def train(ctx: TrainContext) -> TrainResult:
     cfg: MaskGITConfig = ctx.config
     cfg.validate()
-    tokenizer_weights = load_tokenizer(cfg) if cfg.tokenizer else None
+    tokenizer_weights = load_tokenizer(cfg, ctx.preset) if cfg.tokenizer else None
     cfg.validate()  # the tokenizer may have changed the token size
     model = MaskGIT(cfg)
     if tokenizer_weights is not None:
