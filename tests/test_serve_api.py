@@ -201,6 +201,31 @@ def test_known_pixels_are_exact_and_the_hole_content_does_not_matter(no_cache):
     assert not np.array_equal(outs[0][~known], pic[~known])
 
 
+
+def test_a_photo_with_exif_rotation_takes_a_mask_drawn_on_it_as_displayed(no_cache):
+    """A browser shows a JPEG with its EXIF orientation applied, and `zoo sample` reads it so:
+    the mask brushed on the displayed photo (upright size) is accepted and the known pixels of
+    the result equal the upright photo."""
+    from PIL import ImageOps
+
+    upright = _picture(40, 48)  # what the viewer sees: 48 wide, 40 high
+    stored = np.ascontiguousarray(np.rot90(upright, k=1))  # the sensor's pixels, 40 wide, 48 high
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    jpeg = _png(stored, "JPEG", quality=95, exif=exif.tobytes())
+    shown = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(jpeg))).convert("RGB"))
+    assert shown.shape == (40, 48, 3)
+    mask = _mask(40, 48)
+    app = create_app(ServeSettings(methods=["telea"]))
+    with TestClient(app) as client:
+        resp = _submit(client, jpeg, _png(mask), "telea", name="photo.jpg", seed=1)
+        assert resp.status_code == 202, resp.text  # queued
+        job = _wait(client, resp.json()["id"])
+        out = np.asarray(Image.open(io.BytesIO(client.get(job["runs"][0]["results"][0]["url"]).content)))
+    known = mask == 0
+    assert out.shape == (40, 48, 3) and np.array_equal(out[known], shown[known])
+
+
 BAD = [
     ("corrupt image", lambda p, m: (_png(p)[:60] + b"\0" * 200, _png(m), "telea", {}), 400, "damaged"),
     ("not an image", lambda p, m: (b"#!/bin/sh\nrm -rf /\n", _png(m), "telea", {}), 400, "not an image"),

@@ -152,7 +152,7 @@ async def _read_form(request: Request, limits: Limits) -> Any:
 
 _JOB_FORM = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["image", "mask", "methods"],
-    "properties": {"image": {"type": "string", "format": "binary", "description": "PNG, JPEG, WebP or BMP"},
+    "properties": {"image": {"type": "string", "format": "binary", "description": "PNG, JPEG, WebP, BMP, TIFF or GIF"},
                    "mask": {"type": "string", "format": "binary", "description": "same size as the image, white = hole"},
                    "methods": {"type": "string", "description": "comma-separated: METHOD or METHOD@CHECKPOINT (names from /api/methods)"},
                    "seed": {"type": "integer", "default": 0}, "samples": {"type": "integer", "default": 1, "minimum": 1, "maximum": MAX_SAMPLES}}}}}}}

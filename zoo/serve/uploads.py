@@ -2,7 +2,7 @@
 
 Every check here runs on the bytes in memory and reads only the file's header, so a refused
 upload leaves nothing behind and a decompression bomb (a small file that declares a huge
-image) is refused before a single pixel is decoded: the declared width and height are checked
+image) is refused before a single pixel is decoded: the declared pixel count is checked
 against ``--max-pixels`` first, the same test PIL makes with ``Image.MAX_IMAGE_PIXELS``
 (whose :class:`PIL.Image.DecompressionBombError` is caught too). Only the formats the zoo
 reads are opened (PIL never guesses among the others), and nothing uploaded is ever executed.
@@ -16,8 +16,10 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-#: PIL format names the server accepts (the suffixes ``zoo sample`` reads).
-FORMATS = ("PNG", "JPEG", "WEBP", "BMP")
+from zoo.imageio import upright_size
+
+#: PIL format names the server accepts (the suffixes ``zoo sample`` reads, zoo.imageio.IMAGE_SUFFIXES).
+FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
 
 
 class UploadError(Exception):
@@ -51,10 +53,11 @@ def parse_pixels(text: str) -> tuple[int, int]:
 
 
 def check_image(data: bytes, what: str, limits: Limits) -> tuple[int, int]:
-    """(width, height) of an uploaded image after decoding it whole; UploadError when it is
+    """(width, height) of an uploaded image as a viewer shows it (EXIF orientation applied, as
+    ``zoo sample`` reads it and a browser displays it) after decoding it whole; UploadError when it is
     too large (413), not an image of the accepted formats, damaged, or over the pixel limit."""
     if not data:
-        raise UploadError(f"the {what} is empty; upload a PNG, JPEG, WebP or BMP file")
+        raise UploadError(f"the {what} is empty; upload a PNG, JPEG, WebP, BMP, TIFF or GIF file")
     if len(data) > limits.max_upload_bytes:
         raise UploadError(f"the {what} is {len(data) / 2**20:.1f} MB, over the limit of {limits.max_upload_bytes / 2**20:g} MB (--max-upload-mb)", 413)
     try:
@@ -64,15 +67,19 @@ def check_image(data: bytes, what: str, limits: Limits) -> tuple[int, int]:
     except Exception:
         raise UploadError(f"the {what} is not an image the zoo reads ({', '.join(FORMATS)})") from None
     with img:
-        w, h = img.size
-        if w > limits.max_width or h > limits.max_height:  # the header's size, before anything is decoded
-            raise UploadError(f"the {what} is {w}x{h} pixels, over the limit of {limits.max_width}x{limits.max_height} (--max-pixels)", 413)
+        over = f"over the limit of {limits.max_width}x{limits.max_height} (--max-pixels)"
+        w, h = img.size  # the header's size, before anything is decoded (a bomb stops here)
+        if w * h > limits.max_width * limits.max_height:
+            raise UploadError(f"the {what} is {w}x{h} pixels, {over}", 413)
         try:
             img.load()
         except Image.DecompressionBombError as exc:
             raise UploadError(f"the {what} declares too many pixels, refused as a decompression bomb ({exc}); the limit is {limits.max_width}x{limits.max_height} (--max-pixels)", 413) from None
         except Exception as exc:
             raise UploadError(f"the {what} is damaged and cannot be decoded ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+        w, h = upright_size(img)  # as a viewer shows it and zoo sample reads it (EXIF orientation)
+        if w > limits.max_width or h > limits.max_height:
+            raise UploadError(f"the {what} is {w}x{h} pixels, {over}", 413)
         return w, h
 
 
