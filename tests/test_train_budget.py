@@ -60,6 +60,44 @@ def test_bad_budgets_are_one_line_and_exit_2(cli, tmp_path, args, words):
     assert not (tmp_path / "run").exists()
 
 
+def test_budget_clock_without_a_budget_is_one_line(cli, tmp_path):
+    result = cli("train", "conv-l1", "--data", "shapes", "--preset", "tiny", "--budget-clock", "cpu", "--out", tmp_path / "run")
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+    assert "--budget-clock" in result.output and "--time-budget" in result.output
+    with pytest.raises(ZooError, match="valid choices: wall, cpu"):
+        TrainOptions(time_budget_s=5, budget_clock="gpu")
+
+
+def test_cpu_clock_counts_this_process_cpu_time_not_waiting():
+    import time
+
+    from zoo.train.budget import BudgetClock
+
+    wall, cpu = BudgetClock(10.0, "wall"), BudgetClock(10.0, "cpu")
+    wall.begin(), cpu.begin()
+    time.sleep(0.3)  # waiting (as when other work holds the cores) is wall time, not CPU time
+    assert wall.elapsed() >= 0.3 and cpu.elapsed() < 0.1
+    c = time.process_time()
+    while time.process_time() - c < 0.3:  # busy: both clocks run
+        pass
+    assert 0.3 <= cpu.elapsed() <= wall.elapsed() - 0.25
+    assert cpu.state()["clock"] == "cpu" and wall.state()["clock"] == "wall"
+
+
+def test_cpu_budget_run_records_its_clock_and_resume_keeps_it(cli, tmp_path):
+    run = tmp_path / "run"
+    result = cli("train", "conv-l1", "--data", "shapes", "--preset", "tiny", "--time-budget", "2s", "--budget-clock", "cpu",
+                 "--out", run, "--no-tensorboard")
+    assert result.exit_code == 0, result.output
+    doc = json.loads((run / "run.json").read_text())
+    assert doc["budget"]["clock"] == "cpu" and doc["options"]["budget_clock"] == "cpu"
+    assert doc["budget"]["steps_reached"] > PROBE_STEPS
+    result = cli("train", "conv-l1", "--resume", run, "--no-tensorboard")  # the budget is spent: nothing more, same clock
+    assert result.exit_code == 0, result.output
+    again = json.loads((run / "run.json").read_text())
+    assert again["options"]["budget_clock"] == "cpu"
+
+
 def _step_seconds(run: Path) -> float:
     """The longest gap between two logged steps of a run (an upper bound of one step)."""
     times = [r["time"] for r in read_log(run) if "loss" in r]

@@ -76,6 +76,7 @@ class StudySettings:
     select_metric: str = SELECT_METRIC
     min_test: int = MIN_TEST
     bootstrap: int = 0  # resamples for an interval of set-level metrics; 0: none (a percentile bootstrap of swd is biased upward)
+    budget_clock: str = "wall"  # what a budget counts: wall-clock seconds, or cpu seconds of the training process (zoo.train.budget)
     tune: bool = True  # False: each method's first tunable candidate (its cheapest), no validation sampling
     splits: dict[str, str] = field(default_factory=dict)  # split -> what open_data reads
     split_kind: str = ""
@@ -86,7 +87,8 @@ class StudySettings:
         kinds may grow between runs; these may not change)."""
         return {"data": _resolved(self.data), "resolution": self.resolution, "eval_count": self.eval_count,
                 "val_count": self.val_count, "preset": self.preset, "seed": self.seed, "batch_size": self.batch_size,
-                "select_metric": self.select_metric, "tune": self.tune}
+                "select_metric": self.select_metric, "tune": self.tune,
+                **({"budget_clock": self.budget_clock} if self.budget_clock != "wall" else {})}
 
 
 def _resolved(data: str) -> str:
@@ -194,6 +196,7 @@ def run_dir(out: Path, method: str, seconds: float) -> Path:
 def train_command(s: StudySettings, method: str, seconds: float, run: Path) -> list[str]:
     cmd = ["zoo", "train", method, "--data", s.splits["train"], "--preset", s.preset, "--set", f"resolution={s.resolution}",
            "--time-budget", budget_label(seconds), "--seed", str(s.seed), "--device", s.device, "--out", str(run)]
+    cmd += ["--budget-clock", s.budget_clock] if s.budget_clock != "wall" else []
     return cmd + (["--batch-size", str(s.batch_size)] if s.batch_size else [])
 
 
@@ -219,7 +222,8 @@ def train_one(s: StudySettings, method: str, seconds: float, run: Path, progress
             resume = str(run)
         else:
             shutil.rmtree(run)  # interrupted before its first checkpoint: start again
-    options = TrainOptions(device=s.device, progress=progress, tensorboard=False, resume=resume, time_budget_s=seconds)
+    options = TrainOptions(device=s.device, progress=progress, tensorboard=False, resume=resume, time_budget_s=seconds,
+                           budget_clock=s.budget_clock)
     cmd = train_command(s, method, seconds, run)
     say(f"train {method} ({s.preset}, {budget_label(seconds)} budget, {s.resolution} px)" + (" — resuming" if resume else ""))
     t = time.perf_counter()
@@ -290,9 +294,9 @@ def evaluate(s: StudySettings, entry: Any, ev: Any, root: Path, metric_list: lis
 
     pred_dir = root / PRED_DIR / safe_label(entry.label)
     before = set((_read_json(pred_dir / "progress.json") or {}).get("batches", {}))  # batches already on disk
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     method_scores, how = sample_entry(entry, ev, pred_dir, s.seed, s.sample_batch, s.device, progress)
-    elapsed = time.perf_counter() - t
+    elapsed, cpu = time.perf_counter() - t, time.process_time() - cpu
     state = _read_json(pred_dir / "progress.json") or {"batches": {}}
     batches = state.get("batches", {})
     new_images = sum(b["n"] for k, b in batches.items() if k not in before) if how != "cached" else 0
@@ -301,6 +305,7 @@ def evaluate(s: StudySettings, entry: Any, ev: Any, root: Path, metric_list: lis
                            device=s.device, bootstrap=s.bootstrap, seed=s.seed, progress=progress)
     return {"score": score, "how": how, "method_scores": method_scores,
             "seconds_per_image": round(elapsed / new_images, 4) if new_images else None,
+            "cpu_seconds_per_image": round(cpu / new_images, 4) if new_images else None,
             "nfe": sum(v * n for v, n in nfe_n) / sum(n for _, n in nfe_n) if nfe_n else None}
 
 
@@ -359,7 +364,8 @@ def run_cell(s: StudySettings, method: str, seconds: float | None, checkpoint: P
     r = evaluate(s, entry, ev, out / "eval" / f"test-{mask}", parse_metric_list(metric_names()), progress)
     record = {"key": key, "method": method, "budget_s": seconds, "budget": budget_label(seconds) if seconds else None, "mask": mask,
               "label": entry.label, "settings": tuning["chosen"], "tuning": tuning, "train": {k: v for k, v in train_info.items() if k != "how"},
-              "nfe": r["nfe"], "seconds_per_image": r["seconds_per_image"], "method_scores": r["method_scores"],
+              "nfe": r["nfe"], "seconds_per_image": r["seconds_per_image"],
+              "cpu_seconds_per_image": r["cpu_seconds_per_image"], "method_scores": r["method_scores"],
               "score": r["score"].to_dict(), "sources": [it.get("source") for it in ev.items]}
     write_text(path, json.dumps(record, indent=1, default=float))
     return record, "computed"

@@ -197,6 +197,12 @@ def _compare_reports(s: Any, out: Path, records: list[dict[str, Any]], names: li
         write_report(CompareResult(out / "eval" / f"test-{mk}", ev, specs, entries))
 
 
+def _clock_words(s: Any) -> str:
+    if getattr(s, "budget_clock", "wall") == "cpu":
+        return "CPU-time (CPU seconds of the training process, zoo.train.budget)"
+    return "wall-clock"
+
+
 def _markdown(s: Any, rows: list[dict[str, Any]], names: list[str], status: list[dict[str, Any]], command: list[str] | None,
               plot: str | None) -> str:
     lines = [
@@ -204,7 +210,7 @@ def _markdown(s: Any, rows: list[dict[str, Any]], names: list[str], status: list
         f"Data `{s.data}` ({s.split_kind} split by source image: train {s.split_sizes.get('train')}, val {s.split_sizes.get('val')}, "
         f"test {s.split_sizes.get('test')} images), {s.resolution} px, masks {', '.join(f'`{m}`' for m in s.masks)}, "
         f"{s.eval_count} test pairs and {s.val_count} validation pairs per mask kind, seed {s.seed}, device {s.device}. "
-        f"Learned methods: preset `{s.preset}`, trained for the same wall-clock budget each "
+        f"Learned methods: preset `{s.preset}`, trained for the same {_clock_words(s)} budget each "
         f"({', '.join(budget_label(b) for b in s.budgets)}). Sampling settings a method declares tunable were chosen on the "
         f"validation split by mean {s.select_metric}; the test split was used for nothing else.", "",
         f"Statistics: mean [95 % CI] (Student t over the test images). `vs {REFERENCE}`: the paired difference "

@@ -9,6 +9,9 @@ import click
 @click.option("--data", required=True, help="A folder of images (split by source image), a prepared folder, or a dataset name such as shapes.")
 @click.option("--methods", default="all", show_default=True, help="'all' (every method in `zoo list`) or m1,m2; telea, the reference, is always added.")
 @click.option("--budget", "budgets", required=True, help="Training wall-clock budget per learned method, e.g. 15m, or several: 5m,15m,45m.")
+@click.option("--budget-clock", type=click.Choice(["wall", "cpu"]), default="wall", show_default=True,
+              help="What a budget counts: wall-clock seconds, or the CPU seconds of each training process (with OMP_NUM_THREADS=1: CPU-minutes, "
+              "so methods get equal compute even when other work shares the machine).")
 @click.option("--masks", default="lama-medium", show_default=True, help="Mask kinds, comma-separated (see `zoo masks list`), e.g. lama-medium,lama-thick.")
 @click.option("--resolution", type=int, default=64, show_default=True, help="Training and evaluation image side in pixels.")
 @click.option("--eval-count", type=int, default=200, show_default=True, help="Test pairs per mask kind (at least 20, at most the test split).")
@@ -21,7 +24,7 @@ import click
 @click.option("--out", "out_dir", required=True, help="Study folder (rerun the same command to resume; finished parts are skipped).")
 @click.option("--no-tune", is_flag=True, help="Skip the validation choice: each method samples with the first (cheapest) of its tunable settings.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
-def study_cmd(data, methods, budgets, masks, resolution, eval_count, val_count, preset, batch_size, seed, device, select_metric, out_dir, no_tune, no_progress) -> None:
+def study_cmd(data, methods, budgets, budget_clock, masks, resolution, eval_count, val_count, preset, batch_size, seed, device, select_metric, out_dir, no_tune, no_progress) -> None:
     """Train every listed method under the same wall-clock budget on the same data and seed,
     choose its sampling settings on a validation split, and report a disjoint test split:
     mean and 95 % CI per metric, the paired difference against telea, network calls and
@@ -32,12 +35,12 @@ def study_cmd(data, methods, budgets, masks, resolution, eval_count, val_count, 
 
     from zoo.study import StudySettings, parse_budgets, parse_masks, parse_methods, run_study
 
-    command = ["zoo", "study", "--data", data, "--methods", methods, "--budget", budgets, "--masks", masks, "--resolution", str(resolution),
+    command = ["zoo", "study", "--data", data, "--methods", methods, "--budget", budgets] + (["--budget-clock", budget_clock] if budget_clock != "wall" else []) + ["--masks", masks, "--resolution", str(resolution),
                "--eval-count", str(eval_count), "--val-count", str(val_count), "--preset", preset, "--seed", str(seed), "--device", device,
                "--select-metric", select_metric, "--out", out_dir] + (["--batch-size", str(batch_size)] if batch_size else []) + (["--no-tune"] if no_tune else [])
     settings = StudySettings(data=data, methods=parse_methods(methods), budgets=parse_budgets(budgets), masks=parse_masks(masks),
                              resolution=resolution, eval_count=eval_count, val_count=val_count, preset=preset, seed=seed,
-                             batch_size=batch_size, device=device, select_metric=select_metric, tune=not no_tune)
+                             batch_size=batch_size, device=device, select_metric=select_metric, tune=not no_tune, budget_clock=budget_clock)
     run_study(settings, out_dir, progress=not no_progress, say=lambda line: tqdm.write(line, file=sys.stderr), command=command)
 
 

@@ -21,6 +21,9 @@ from zoo_cli.options import device_option, set_option
     help="Train until this wall-clock time is spent (90s, 15m, 2h, 1h30m), then save a normal checkpoint, whatever the step count; "
     "giving --steps too is refused. The LR schedule is laid out over the steps the budget is expected to allow. --resume continues with what is left.",
 )
+@click.option("--budget-clock", type=click.Choice(["wall", "cpu"]), default=None,
+              help="What --time-budget counts: wall-clock seconds (default) or the CPU seconds of the training process "
+              "(with OMP_NUM_THREADS=1: CPU-minutes, unchanged by other load on the machine).")
 @click.option("--batch-size", type=int, default=None, help="GLOBAL batch size over all processes and micro-batches (default: the preset's).")
 @click.option("--seed", type=int, default=None, help="Seed for every random choice [default: 0].")
 @click.option("--out", "out_dir", default=None, help="Run folder (default: runs/METHOD-PRESET; with --resume: the run's).")
@@ -58,7 +61,7 @@ from zoo_cli.options import device_option, set_option
 @click.option("--workers", type=int, default=0, show_default=True, help="Data-loading worker processes.")
 @device_option
 def train_cmd(
-    method, data, preset, set_items, steps, time_budget, batch_size, seed, out_dir, masks, precision, grad_accum, micro_batch, grad_clip,
+    method, data, preset, set_items, steps, time_budget, budget_clock, batch_size, seed, out_dir, masks, precision, grad_accum, micro_batch, grad_clip,
     grad_checkpointing, save_every, keep_last, resume, overwrite, init, val_every, val_size, val_metrics, best_metric, sample_every, log_every,
     max_nonfinite, devices, strategy, sync_batchnorm, no_tensorboard, workers, device,
 ) -> None:  # fmt: skip
@@ -80,8 +83,11 @@ def train_cmd(
     if budget_s is not None and steps is not None:
         raise ZooError(budget.BUDGET_WITH_STEPS)
     spec = get_manager().method(method)
+    if budget_clock is not None and budget_s is None and not resume:
+        raise ZooError("--budget-clock says what --time-budget counts; give --time-budget too")
     options = TrainOptions(
         time_budget_s=budget_s,
+        budget_clock=budget_clock or "wall",
         device=device or os.environ.get("ZOO_DEVICE") or "auto",
         precision=precision,
         grad_accum=grad_accum,

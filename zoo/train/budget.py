@@ -1,4 +1,12 @@
-"""``--time-budget``: train until a wall-clock budget is spent, then save as usual.
+"""``--time-budget``: train until a time budget is spent, then save as usual.
+
+Two clocks (``--budget-clock``): ``wall`` (default) counts wall-clock seconds; ``cpu``
+counts the CPU seconds of the training process (``time.process_time``: every thread of the
+process, user + system; DataLoader worker processes are not counted, so a CPU budget
+assumes ``num_workers=0``, the default). On a CPU, ``cpu`` with one thread
+(``OMP_NUM_THREADS=1``) is "CPU-minutes": other load on the machine slows the run down but
+does not change the compute it gets, so methods trained one beside the other, or beside
+other work, still get equal compute. On a GPU use ``wall`` (the GPU's time is not CPU time).
 
 The clock of one :func:`zoo.train.fit` call starts when the engine's setup is done (library
 imports, building optimizers and loading a checkpoint to resume do not count: they are
@@ -24,14 +32,17 @@ import statistics
 import time
 
 PROBE_STEPS = 5  # steps timed (after the first) before the expected step count is fixed
+CLOCKS = ("wall", "cpu")
 
 
 class BudgetClock:
     """Seconds spent by one fit call (plus earlier runs of it) against ``budget_s``."""
 
-    def __init__(self, budget_s: float | None) -> None:
+    def __init__(self, budget_s: float | None, clock: str = "wall") -> None:
         self.budget_s = budget_s
-        self.started = time.perf_counter()
+        self.clock = clock
+        self._now = time.process_time if clock == "cpu" else time.perf_counter
+        self.started = self._now()
         self.spent_before = 0.0  # seconds of earlier runs of this folder (from the checkpoint)
         self.times: list[float] = []  # this run's step times, first step excluded
         self.last: float | None = None
@@ -44,19 +55,19 @@ class BudgetClock:
         return self.budget_s is not None
 
     def elapsed(self) -> float:
-        return self.spent_before + (time.perf_counter() - self.started)
+        return self.spent_before + (self._now() - self.started)
 
     def remaining(self) -> float:
         return float("inf") if self.budget_s is None else self.budget_s - self.elapsed()
 
     def begin(self) -> None:
         """Setup is done: the clock runs (step times are measured from here too)."""
-        self.started = self.last = time.perf_counter()
+        self.started = self.last = self._now()
 
     def tick(self, step: int) -> int | None:
         """A step finished (``step`` steps done); returns the expected step count on the
         tick that fixes it, else None."""
-        now = time.perf_counter()
+        now = self._now()
         if self.last is not None:
             if self.first_done:
                 self.times.append(now - self.last)
@@ -78,13 +89,13 @@ class BudgetClock:
         return self.active and self.elapsed() + self.next_step_estimate() >= float(self.budget_s)  # type: ignore[arg-type]
 
     def state(self) -> dict:
-        return {"elapsed_s": round(self.elapsed(), 3), "time_budget_s": self.budget_s, "expected_steps": self.expected, "sec_per_step": self.sec_per_step}
+        return {"elapsed_s": round(self.elapsed(), 3), "time_budget_s": self.budget_s, "expected_steps": self.expected, "sec_per_step": self.sec_per_step, "clock": self.clock}
 
     def load(self, state: dict) -> None:
         """Continue from a checkpoint's :meth:`state` (the expected count is kept when the
         budget is the same)."""
         self.spent_before = float(state.get("elapsed_s") or 0.0)
-        if state.get("time_budget_s") == self.budget_s and state.get("expected_steps"):
+        if state.get("time_budget_s") == self.budget_s and state.get("clock", "wall") == self.clock and state.get("expected_steps"):
             self.expected = int(state["expected_steps"])
             self.sec_per_step = state.get("sec_per_step")
 
@@ -119,10 +130,11 @@ def budget_record(options, result) -> dict:
     stages = list(getattr(result, "stages", None) or [])
     return {
         "time_budget_s": getattr(options, "time_budget_s", None),
+        "clock": getattr(options, "budget_clock", "wall"),
         "steps_reached": int(result.step),
         "seconds": round(sum(float(s.get("seconds") or 0.0) for s in stages), 3),
         "stages": stages,
     }
 
 
-__all__ = ["BUDGET_WITH_STEPS", "BudgetClock", "PROBE_STEPS", "budget_record", "checkpoint_budget"]
+__all__ = ["BUDGET_WITH_STEPS", "BudgetClock", "CLOCKS", "PROBE_STEPS", "budget_record", "checkpoint_budget"]
