@@ -136,11 +136,14 @@ def apply_overrides(config: Any, overrides: Mapping[str, Any], method: str | Non
     """Return a copy of ``config`` with ``overrides`` applied and type-checked."""
     types_ = field_types(type(config))
     aliases = getattr(type(config), "SET_ALIASES", {})  # e.g. repaint's ``class`` (a Python keyword) -> class_label
+    renamed = getattr(type(config), "VALUE_ALIASES", {})  # e.g. dit-mca's old attention="contextual" -> "contextual-global"
     changes = {}
     for key, value in overrides.items():
         key = aliases.get(key, key)
         if key not in types_:
             raise choices_error(f"config key for {method or 'this method'}", key, types_)
+        if isinstance(value, str) and value in renamed.get(key, {}):
+            value = renamed[key][value]
         changes[key] = coerce(value, types_[key], key)
     try:
         return dataclasses.replace(config, **changes)

@@ -9,12 +9,12 @@ Two stages: a diffusers ``AutoencoderKL`` (trained here, or any diffusers VAE fo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from zoo.errors import ZooError
 
 STAGES = ("all", "vae", "denoiser")
-ATTENTIONS = ("contextual", "self")
+ATTENTIONS = ("contextual-window", "contextual-global", "self")
 
 
 @dataclass
@@ -43,7 +43,14 @@ class DitMcaConfig:
     num_heads: int = 16
     patch_size: int = 2
     mlp_ratio: float = 4.0
-    attention: Literal["contextual", "self"] = "contextual"  # self: plain DiT attention (the ablation)
+    #: contextual-window: MAT's multi-head contextual attention in (shifted) windows, the dynamic
+    #: mask growing block by block; contextual-global: the same over the whole image (every token
+    #: is valid after block 1; "contextual" in checkpoints written before windows existed);
+    #: self: plain DiT attention. README.md, "Attention", says why the defaults are what they are
+    attention: Literal["contextual-window", "contextual-global", "self"] = "contextual-window"
+    window: int = 4  # contextual-window: tokens per window side; must divide the token grid (resolution / (VAE factor x patch))
+    mask_update_blocks: int = -1  # contextual-window: the first N blocks leave out invalid keys and grow the mask; -1 = every block
+    global_blocks: int = 0  # contextual-window: the last N blocks attend over all tokens instead of windows
     learn_sigma: bool = True  # 2C outputs: eps and the variance interpolation v (DiT / iDDPM)
     context_dropout: float = 0.1  # P(context dropped) in training, for classifier-free guidance
     init: str = ""  # a DiT checkpoint (DiT-XL-2-256x256.pt layout) to start the denoiser from
@@ -68,6 +75,9 @@ class DitMcaConfig:
     jump_n_sample: int = 1  # RePaint r: times each stretch is denoised (1 = no resampling)
     guidance: float = 1.0  # w: eps = eps(empty) + w (eps(c) - eps(empty)); 1 = none (one call per step)
 
+    #: values renamed since checkpoints were written: read as their new names (zoo.config)
+    VALUE_ALIASES: ClassVar[dict[str, dict[Any, Any]]] = {"attention": {"contextual": "contextual-global"}}
+
     def validate(self) -> None:
         """One-line :class:`ZooError` for a bad field."""
         positive = ("resolution", "latent_channels", "vae_layers", "vae_steps", "depth", "hidden_size", "num_heads",
@@ -84,6 +94,7 @@ class DitMcaConfig:
             raise ZooError(f"dit-mca: stage={self.stage!r} is not valid; valid choices: {', '.join(STAGES)}")
         if self.attention not in ATTENTIONS:
             raise ZooError(f"dit-mca: attention={self.attention!r} is not valid; valid choices: {', '.join(ATTENTIONS)}")
+        self.validate_attention()
         if self.hidden_size % self.num_heads:
             raise ZooError(f"dit-mca: hidden_size={self.hidden_size} is not divisible by num_heads={self.num_heads}")
         if self.hidden_size % 4:
@@ -104,6 +115,24 @@ class DitMcaConfig:
             raise ZooError(f"dit-mca: guidance={self.guidance} must be 0 or more")
         if self.stage == "denoiser" and not self.vae:
             raise ZooError("dit-mca: stage=denoiser needs vae=PATH (a diffusers AutoencoderKL folder or a dit-mca checkpoint)")
+
+    def validate_attention(self) -> None:
+        """The attention fields: block counts within the depth; the window divides the token grid."""
+        if not -1 <= self.mask_update_blocks <= self.depth:
+            raise ZooError(f"dit-mca: mask_update_blocks={self.mask_update_blocks} is out of range for depth={self.depth}; "
+                           f"give 0 ... {self.depth} (the first N blocks), or -1 for every block")
+        if not 0 <= self.global_blocks <= self.depth:
+            raise ZooError(f"dit-mca: global_blocks={self.global_blocks} is out of range for depth={self.depth}; give 0 ... {self.depth} (the last N blocks)")
+        if self.attention != "contextual-window" or self.resolution % self.multiple:
+            return  # (a resolution the VAE and patches cannot take has its own error)
+        grid = self.resolution // self.multiple
+        fits = [w for w in range(2, grid + 1) if grid % w == 0]
+        if self.window < 2:
+            raise ZooError(f"dit-mca: window={self.window} must be at least 2 tokens (a 1-token window spreads nothing); "
+                           f"valid windows for the {grid} x {grid} token grid: {', '.join(map(str, fits))}")
+        if grid % self.window:
+            raise ZooError(f"dit-mca: window={self.window} does not divide the {grid} x {grid} token grid of resolution={self.resolution} "
+                           f"(resolution / (VAE factor {self.vae_factor} x patch {self.patch_size})); valid windows: {', '.join(map(str, fits))}")
 
     @property
     def vae_factor(self) -> int:
@@ -144,7 +173,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "resolution": 32, "vae_channels": (32, 32), "vae_layers": 1, "latent_channels": 4, "vae_steps": 30,
         "vae_lr": 2e-3, "depth": 2, "hidden_size": 64, "num_heads": 2, "patch_size": 2, "lr": 1e-3,
         "ema_decay": 0.9, "steps": 40, "batch_size": 4, "train_masks": "box",
-        "num_steps": 10, "jump_length": 2, "jump_n_sample": 2,
+        "num_steps": 10, "jump_length": 2, "jump_n_sample": 2, "window": 2,
     },
     # 64 px on a CPU, ~3.8 M parameters: the published architecture scaled down for `zoo study` and
     # CPU-minute --time-budget runs (table in README.md)
@@ -152,7 +181,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "small": {
         "resolution": 64, "vae_channels": (32, 64, 64), "vae_layers": 1, "latent_channels": 4, "vae_steps": 5_000,
         "vae_lr": 2e-4, "depth": 4, "hidden_size": 192, "num_heads": 3, "patch_size": 2, "lr": 3e-4,
-        "ema_decay": 0.999, "steps": 20_000, "batch_size": 8, "budget_split": 0.2,
+        "ema_decay": 0.999, "steps": 20_000, "batch_size": 8, "budget_split": 0.2, "window": 2,
     },
     **{name: {**_PUBLISHED, **size} for name, size in DIT_SIZES.items()},
 }

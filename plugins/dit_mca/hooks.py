@@ -45,3 +45,10 @@ def zoo_sample(method, model, config, images, masks, generator):
     from zoo_plugins.dit_mca.sample import sample
 
     return sample(model, config, images, masks, generator)
+
+
+@hookimpl
+def zoo_score(method, model, config, images, masks, outputs):
+    from zoo_plugins.dit_mca.sample import score
+
+    return score(model, masks)

@@ -13,9 +13,18 @@ The context is the masked image's latent and the hole mask averaged onto the lat
 "empty" context (classifier-free guidance) is a zero latent and a hole everywhere. A token
 is valid when its patch holds a known pixel; contextual attention excludes the keys of
 invalid tokens and marks a token valid once it has attended to a valid one
-(:class:`zoo.layers.MultiHeadContextualAttention`). ``attention="self"`` passes all tokens
-as valid: plain DiT attention. Key names follow DiT's ``models.py`` under ``dit.``, so a
-DiT checkpoint maps one to one (see :mod:`.convert`).
+(:class:`zoo.layers.MultiHeadContextualAttention`). ``attention``:
+
+* ``contextual-window``: within windows of ``window`` x ``window`` tokens, shifted by half a
+  window in odd blocks (:func:`zoo.layers.window_contextual_attention`), so validity spreads
+  from the hole's border inwards block by block; the first ``mask_update_blocks`` blocks use
+  the mask, the last ``global_blocks`` attend over the whole grid. A sample with no valid
+  token at all (the empty context) attends as if every token were valid;
+* ``contextual-global``: over the whole image (every token is valid after block 1);
+* ``self``: all tokens valid: plain DiT attention.
+
+Key names follow DiT's ``models.py`` under ``dit.``, so a DiT checkpoint maps one to one
+(see :mod:`.convert`); the three choices use the same weights.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ from timm.layers import Mlp, PatchEmbed
 from torch.utils.checkpoint import checkpoint
 
 from zoo.diffusion import Chain, make_betas
-from zoo.layers import MultiHeadContextualAttention
+from zoo.layers import MultiHeadContextualAttention, WindowSpec, update_validity, window_contextual_attention, window_validity
 from zoo_plugins.dit_mca.config import DitMcaConfig
 
 FREQ_DIM = 256  # DiT's frequency_embedding_size
@@ -69,20 +78,53 @@ class TimestepEmbedder(nn.Module):
         return self.mlp(timestep_embedding(t))  # (B, D)
 
 
-class DiTBlock(nn.Module):
-    """adaLN-Zero block: shift / scale / gate for attention and MLP from the condition c."""
+def block_windows(cfg: DitMcaConfig, i: int) -> WindowSpec | None:
+    """How block ``i`` (0-based) attends: None = image-wide contextual attention
+    (``contextual-global``; ``self`` passes every token valid), else its window layout:
+    the last ``global_blocks`` one window over the grid, the others ``window`` x ``window``
+    tokens, shifted by half a window in odd blocks (Swin, MAT); masked in the first
+    ``mask_update_blocks`` (-1: all)."""
+    if cfg.attention != "contextual-window":
+        return None
+    masked = cfg.mask_update_blocks < 0 or i < cfg.mask_update_blocks
+    if i >= cfg.depth - cfg.global_blocks:
+        return WindowSpec(0, 0, masked)
+    return WindowSpec(cfg.window, cfg.window // 2 if i % 2 else 0, masked)
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float) -> None:
+
+def square_grid(n: int) -> tuple[int, int]:
+    side = math.isqrt(n)
+    if side * side != n:
+        raise ValueError(f"{n} tokens are not a square grid; pass grid=(H, W)")
+    return side, side
+
+
+class DiTBlock(nn.Module):
+    """adaLN-Zero block: shift / scale / gate for attention and MLP from the condition c.
+    ``windows``: the block's window layout (None: attention over all tokens)."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, windows: WindowSpec | None = None) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.attn = MultiHeadContextualAttention(dim, heads, qkv_bias=True)
         self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=lambda: nn.GELU(approximate="tanh"))
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
+        self.windows = windows
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def next_validity(self, valid: torch.Tensor, grid: tuple[int, int] | None = None) -> torch.Tensor:
+        """The token validity this block returns for ``valid`` (B, N), without running it."""
+        if self.windows is None:
+            return update_validity(valid)
+        return window_validity(valid, grid or square_grid(valid.shape[1]), self.windows)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor, valid: torch.Tensor, grid: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = self.adaLN_modulation(c).chunk(6, dim=1)  # 6 x (B, D)
-        a, valid = self.attn(modulate(self.norm1(x), shift_a, scale_a), valid)  # (B, N, D), (B, N)
+        h = modulate(self.norm1(x), shift_a, scale_a)
+        if self.windows is None:
+            a, valid = self.attn(h, valid)  # (B, N, D), (B, N)
+        else:  # zero where a token had no valid key: it passes unchanged
+            a, valid = window_contextual_attention(self.attn, h, valid, grid or square_grid(x.shape[1]), self.windows)
         x = x + gate_a.unsqueeze(1) * a
         x = x + gate_m.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift_m, scale_m))
         return x, valid
@@ -112,7 +154,8 @@ class DiT(nn.Module):
         self.x_embedder = PatchEmbed(None, p, 2 * latent_channels + 1, D, bias=True, strict_img_size=False)
         self.t_embedder = TimestepEmbedder(D)
         self.null_class = nn.Parameter(torch.zeros(D))  # DiT's y_embedder row 1000, added to c
-        self.blocks = nn.ModuleList([DiTBlock(D, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth)])
+        self.blocks = nn.ModuleList([DiTBlock(D, cfg.num_heads, cfg.mlp_ratio, block_windows(cfg, i)) for i in range(cfg.depth)])
+        self.windowed = cfg.attention == "contextual-window"
         self.final_layer = FinalLayer(D, p, self.out_channels)
         self.grad_checkpointing = False
         self._pos: dict[tuple[int, int], torch.Tensor] = {}
@@ -151,17 +194,35 @@ class DiT(nn.Module):
         x = x.reshape(x.shape[0], gh, gw, p, p, c)
         return torch.einsum("nhwpqc->nchpwq", x).reshape(x.shape[0], c, gh * p, gw * p)  # (B, C_out, h, w)
 
+    def start_validity(self, valid: torch.Tensor) -> torch.Tensor:
+        """Windowed attention: a sample with no valid token (nothing known, e.g. the empty
+        context of guidance) has no context to wait for and attends as if all were valid
+        (what image-wide attention does with MAT's -100 rule). (B, N) -> (B, N)."""
+        if not self.windowed:
+            return valid
+        return torch.where(valid.amax(dim=1, keepdim=True) > 0, valid, torch.ones_like(valid))
+
+    def validity_trace(self, valid: torch.Tensor, grid: tuple[int, int]) -> list[torch.Tensor]:
+        """The dynamic mask after each block, (B, N) each: a function of the starting
+        validity and the layout only (not of z_t, t or the weights)."""
+        valid = self.start_validity(valid.float())
+        trace = []
+        for block in self.blocks:
+            valid = block.next_validity(valid, grid)
+            trace.append(valid)
+        return trace
+
     def forward(self, z: torch.Tensor, t: torch.Tensor, context: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         gh, gw = z.shape[-2] // self.patch, z.shape[-1] // self.patch
         x = self.x_embedder(torch.cat([z, context.to(z.dtype)], dim=1))  # (B, N, D)
         x = x + self.pos_embed(gh, gw, x)
         c = self.t_embedder(t) + self.null_class  # (B, D)
-        valid = valid.to(x.dtype)
+        valid = self.start_validity(valid.to(x.dtype))
         for block in self.blocks:
             if self.grad_checkpointing and torch.is_grad_enabled():
-                x, valid = checkpoint(block, x, c, valid, use_reentrant=False)
+                x, valid = checkpoint(block, x, c, valid, (gh, gw), use_reentrant=False)
             else:
-                x, valid = block(x, c, valid)
+                x, valid = block(x, c, valid, (gh, gw))
         return self.unpatchify(self.final_layer(x, c), gh, gw)
 
 
@@ -190,6 +251,8 @@ class DitMca(nn.Module):
         self.latent_channels = int(self.vae.config.latent_channels)
         self.factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.multiple = self.factor * cfg.patch_size
+        #: image sizes sampling pads to: whole windows of tokens with contextual-window
+        self.sample_multiple = self.multiple * (cfg.window if cfg.attention == "contextual-window" else 1)
         self.dit = DiT(cfg, self.latent_channels)
         self.register_buffer("latent_scale", torch.tensor(float(cfg.latent_scale or 1.0)))
 
@@ -211,29 +274,33 @@ class DitMca(nn.Module):
         return self.vae.decode(z / self.latent_scale).sample  # (B, 3, H, W)
 
     # -- conditioning -----------------------------------------------------------------------
+    def token_validity(self, holes: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) 1 = hole -> (B, N) float: 1 where a token's f*p x f*p patch holds a
+        known pixel (every token with ``attention=self``)."""
+        valid = (-F.max_pool2d(-holes, self.multiple) < 1).flatten(1).float()  # any known pixel in the patch
+        return torch.ones_like(valid) if self.cfg.attention == "self" else valid
+
     def context(self, images: torch.Tensor, holes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Known region -> (context (B, C + 1, h, w), token validity (B, N), latent hole (B, 1, h, w)).
 
         context = [latent of the masked image | hole fraction per latent pixel]; a token is
         valid when its f*p x f*p patch holds a known pixel; a latent pixel is known (for the
         re-imposition while sampling) when its f x f patch is entirely known."""
-        f, m = self.factor, self.multiple
+        f = self.factor
         z = self.encode(images * (1 - holes))  # (B, C, h, w)
         frac = F.avg_pool2d(holes, f)  # (B, 1, h, w)
         context = torch.cat([z, frac], dim=1)
-        valid = (-F.max_pool2d(-holes, m) < 1).flatten(1)  # (B, N): any known pixel in the patch
-        if self.cfg.attention == "self":
-            valid = torch.ones_like(valid)
         latent_hole = F.max_pool2d(holes, f)  # (B, 1, h, w): 1 where any pixel is a hole
-        return context, valid.float(), latent_hole
+        return context, self.token_validity(holes), latent_hole
 
     def empty_context(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Classifier-free guidance's "no context": nothing known (zero latent, hole everywhere);
-        no token is valid, which the contextual attention treats as plain attention."""
+        no token is valid, which the contextual attention treats as plain attention (image-wide:
+        MAT's -100 rule; windowed: :meth:`DiT.start_validity`)."""
         B, _, h, w = like.shape
         context = torch.cat([torch.zeros(B, self.latent_channels, h, w), torch.ones(B, 1, h, w)], dim=1).to(like)
         n = (h // self.cfg.patch_size) * (w // self.cfg.patch_size)
-        valid = torch.zeros(B, n) if self.cfg.attention == "contextual" else torch.ones(B, n)
+        valid = torch.ones(B, n) if self.cfg.attention == "self" else torch.zeros(B, n)
         return context, valid.to(like)
 
     def forward(self, z: torch.Tensor, t: torch.Tensor, context: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

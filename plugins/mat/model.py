@@ -33,7 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from zoo.layers import contextual_attention
+from zoo.layers import contextual_attention, shift_region_labels, window_partition, window_reverse
 from zoo_plugins.mat.config import MatConfig
 from zoo_plugins.mat.layers import Conv2dLayer, Draws, FullyConnectedLayer, MappingNet, StyleConv, ToRGB
 
@@ -51,20 +51,6 @@ def feature2token(x: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) -> (B, H * W, C)."""
     B, C = x.shape[:2]
     return x.reshape(B, C, -1).transpose(1, 2)
-
-
-def window_partition(x: torch.Tensor, w: int) -> torch.Tensor:
-    """(B, H, W, C) -> (B * nW, w * w, C), windows in row-major order per image."""
-    B, H, W, C = x.shape
-    x = x.view(B, H // w, w, W // w, w, C).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(-1, w * w, C)
-
-
-def window_reverse(windows: torch.Tensor, w: int, H: int, W: int) -> torch.Tensor:
-    """(B * nW, w * w, C) -> (B, H, W, C)."""
-    C = windows.shape[-1]
-    x = windows.view(-1, H // w, W // w, w, w, C).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(-1, H, W, C)
 
 
 def maybe_checkpoint(fn, *args, on: bool):
@@ -141,15 +127,7 @@ class WindowAttention(nn.Module):
 def shift_labels_mask(size: tuple[int, int], window: int, shift: int) -> torch.Tensor:
     """Swin's shifted-window mask as MAT stores it: (nW, N, N) float, 0 where query and key
     come from the same region of the rolled image, -100 elsewhere."""
-    H, W = size
-    labels = torch.zeros(1, H, W, 1, device="cpu")  # on the CPU even while a model is built on meta (cheap, small)
-    cuts = (slice(0, -window), slice(-window, -shift), slice(-shift, None))
-    n = 0
-    for hs in cuts:
-        for ws in cuts:
-            labels[:, hs, ws, :] = n
-            n += 1
-    win = window_partition(labels, window).squeeze(-1)  # (nW, N)
+    win = shift_region_labels(size, window, shift)  # (nW, N), on the CPU even while a model is built on meta
     diff = win.unsqueeze(1) - win.unsqueeze(2)
     return torch.where(diff != 0, -100.0, 0.0)
 

@@ -7,6 +7,14 @@ from zoo.layers.attention import (
     contextual_mask,
     update_validity,
 )
+from zoo.layers.window import (
+    WindowSpec,
+    shift_region_labels,
+    window_contextual_attention,
+    window_partition,
+    window_reverse,
+    window_validity,
+)
 
 __all__ = [
     "EMPTY_MODES",
@@ -14,4 +22,10 @@ __all__ = [
     "contextual_attention",
     "contextual_mask",
     "update_validity",
+    "WindowSpec",
+    "shift_region_labels",
+    "window_contextual_attention",
+    "window_partition",
+    "window_reverse",
+    "window_validity",
 ]

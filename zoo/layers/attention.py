@@ -87,7 +87,9 @@ class MultiHeadContextualAttention(nn.Module):
     L2-normalised input as MAT does (values always from the raw input); MAT itself keeps
     separate q/k/v layers and calls :func:`contextual_attention` directly.
 
-    forward(x (B, N, C), valid (B, N), allowed=None) -> (x (B, N, C), valid (B, N))
+    forward(x (B, N, C), valid (B, N), allowed=None) -> (x (B, N, C), valid (B, N)): one
+    attention set; :func:`zoo.layers.window_contextual_attention` runs the same weights in
+    (shifted) windows of a token grid.
     """
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, normalize_qk: bool = False, empty: str = "fewest-violations"):
@@ -103,15 +105,18 @@ class MultiHeadContextualAttention(nn.Module):
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, valid: torch.Tensor, allowed: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def project_qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x (B, N, C) -> q, k, v, each (B, heads, N, d)."""
         B, N, C = x.shape
         w_q, w_k, w_v = self.qkv.weight.chunk(3, dim=0)
         b_q, b_k, b_v = self.qkv.bias.chunk(3) if self.qkv.bias is not None else (None, None, None)
         qk_in = F.normalize(x, dim=-1) if self.normalize_qk else x
         heads = lambda t: t.view(B, N, self.num_heads, self.head_dim).transpose(1, 2)  # noqa: E731  (B, h, N, d)
-        q = heads(F.linear(qk_in, w_q, b_q))
-        k = heads(F.linear(qk_in, w_k, b_k))
-        v = heads(F.linear(x, w_v, b_v))
+        return heads(F.linear(qk_in, w_q, b_q)), heads(F.linear(qk_in, w_k, b_k)), heads(F.linear(x, w_v, b_v))
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor, allowed: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        B, N, C = x.shape
+        q, k, v = self.project_qkv(x)
         out, valid = contextual_attention(q, k, v, valid, allowed, empty=self.empty)
         out = out.transpose(1, 2).reshape(B, N, C)  # (B, N, C)
         return self.proj(out), valid
