@@ -5,7 +5,8 @@ Everything at 32 px on the built-in ``shapes`` data, small models, equal trainin
 
 1. ``vae``: one AutoencoderKL (the tiny preset's, 2x down, 4 channels) for ``--vae-steps``,
    trained with ``zoo train dit-mca --set stage=vae``; both denoisers share it;
-2. ``dit``: the denoiser twice (``attention=contextual`` and ``attention=self``), the same
+2. ``dit``: the denoiser twice (``attention=contextual``, read as ``contextual-global`` since
+   windows exist (issue 25): image-wide MCA; and ``attention=self``), the same
    steps, batch, seed and VAE (``--set stage=denoiser --set vae=...``);
 3. ``repaint``: the pixel prior of ``benchmarks/repaint_nfe`` trained for about the
    wall-clock time of VAE + one denoiser (``--repaint-steps``), a checkpoint every 10 steps;
