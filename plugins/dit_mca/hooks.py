@@ -13,7 +13,7 @@ def zoo_register_methods():
     return [
         MethodSpec(
             name=NAME,
-            summary="DiT-MCA: latent diffusion transformer (DiT) with multi-head contextual attention, context-conditioned, RePaint-style latent resampling, classifier-free guidance.",
+            summary="DiT-MCA: latent diffusion transformer (DiT) with multi-head contextual attention in shifted windows (dynamic mask), context-conditioned, RePaint-style latent resampling, classifier-free guidance.",
             family="diffusion",
             config=cfg.DitMcaConfig,
             presets=cfg.PRESETS,
