@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -229,3 +230,19 @@ def test_by_photograph_interval_is_cluster_robust():
     # one photograph: no interval; None and non-finite values are left out
     assert clustered_difference([1.0, 2.0], [0.0, 0.0], ["x", "x"])["ci_low"] is None
     assert clustered_difference([1.0, None, float("nan")], [0.0, 0.0, 0.0], ["a", "b", "c"])["n"] == 1
+
+
+def test_budget_needed_extrapolates_the_last_two_budgets_on_a_log_scale():
+    from zoo.study_report import budget_needed
+
+    def row(method, budget, value):
+        return {"method": method, "budget_s": budget, "mask": "m", "metrics": {"psnr": {"value": value}}}
+
+    rows = [row("telea", None, 30.0), row("slow", 300, 20.0), row("slow", 900, 22.0), row("flat", 300, 25.0), row("flat", 900, 24.0),
+            row("ahead", 300, 31.0), row("ahead", 900, 32.0), row("one", 300, 10.0)]
+    found = {n["method"]: n for n in budget_needed(rows)}
+    assert set(found) == {"slow", "flat"}  # ahead beats telea; one budget is no curve
+    # 2 dB per factor 3 of budget; 8 dB more need 3^4 = 81 times 15 minutes = 20.25 hours
+    assert found["slow"]["needed"] == f"{900 * 81 / 3600:.3g} h"
+    assert abs(found["slow"]["per_doubling"] - 2 * math.log(2) / math.log(3)) < 1e-12
+    assert found["flat"]["needed"] == "not improving"

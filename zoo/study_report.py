@@ -112,6 +112,30 @@ def summarize(records: list[dict[str, Any]], names: list[str]) -> list[dict[str,
     return rows
 
 
+def budget_needed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each learned method and mask kind whose test PSNR at its largest budget is below the
+    reference's: the budget at which the straight line through its last two budgets (PSNR
+    against log budget) reaches the reference's PSNR ("not improving" when it does not rise)."""
+    ref = {r["mask"]: r["metrics"].get("psnr", {}).get("value") for r in rows if r["method"] == REFERENCE}
+    out = []
+    for method in dict.fromkeys(r["method"] for r in rows if r["budget_s"] is not None):
+        for mk in dict.fromkeys(r["mask"] for r in rows):
+            mine = sorted((r for r in rows if r["method"] == method and r["mask"] == mk and r["metrics"].get("psnr", {}).get("value") is not None),
+                          key=lambda r: r["budget_s"])
+            target = ref.get(mk)
+            if len(mine) < 2 or target is None or mine[-1]["metrics"]["psnr"]["value"] >= target:
+                continue
+            (b1, p1), (b2, p2) = ((r["budget_s"], r["metrics"]["psnr"]["value"]) for r in mine[-2:])
+            slope = (p2 - p1) / math.log(b2 / b1)  # dB per e-fold of budget
+            needed = "not improving"
+            if slope > 0 and (target - p2) / slope < 50:  # beyond e^50 times the budget: not a number worth printing
+                seconds = b2 * math.exp((target - p2) / slope)
+                needed = f"{seconds / 3600:.3g} h" if seconds >= 3600 else f"{seconds / 60:.3g} min"
+            out.append({"method": method, "mask": mk, "budgets": [budget_label(b1), budget_label(b2)], "psnr": [p1, p2], "reference": target,
+                        "per_doubling": slope * math.log(2), "needed": needed})
+    return out
+
+
 def _fmt(x: Any, digits: int = 4) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "n/a"
@@ -293,6 +317,16 @@ def _markdown(s: Any, rows: list[dict[str, Any]], names: list[str], status: list
         lines.append("")
     if plot:
         lines += ["## Quality against budget", "", f"![test PSNR against training budget]({plot})", ""]
+        needs = budget_needed(rows)
+        if needs:
+            lines += [f"Budget a method that loses to {REFERENCE} would need to reach its test PSNR, extrapolated from its last two "
+                      "budgets on a log scale (PSNR linear in log budget): a rough guess from two points, not a measurement; "
+                      "learning curves usually flatten, so it is more likely too low than too high.", "",
+                      f"| method | mask | PSNR at the last two budgets | {REFERENCE} | gain per doubling | budget needed |", "|---|---|---|---|---|---|"]
+            for n in needs:
+                lines.append(f"| {n['method']} | {n['mask']} | {n['psnr'][0]:.2f} ({n['budgets'][0]}), {n['psnr'][1]:.2f} ({n['budgets'][1]}) | "
+                             f"{n['reference']:.2f} | {n['per_doubling']:+.2f} dB | {n['needed']} |")
+            lines.append("")
     lines += ["## Files", "", "`results.json`, `results.csv` (these tables), `per_image.csv` (every test image's values), "
               "`eval/test-<mask>/report.md` and `grid.png` (per hole-ratio bin, example fills), `runs/<method>/<budget>/` "
               "(checkpoint, run.json, log.jsonl with the loss curve), `results/<method>@<budget>/<mask>.json` (one finished cell; "
