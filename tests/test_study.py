@@ -243,6 +243,6 @@ def test_budget_needed_extrapolates_the_last_two_budgets_on_a_log_scale():
     found = {n["method"]: n for n in budget_needed(rows)}
     assert set(found) == {"slow", "flat"}  # ahead beats telea; one budget is no curve
     # 2 dB per factor 3 of budget; 8 dB more need 3^4 = 81 times 15 minutes = 20.25 hours
-    assert found["slow"]["needed"] == f"{900 * 81 / 3600:.3g} h"
+    assert found["slow"]["needed"].endswith(" h") and abs(float(found["slow"]["needed"][:-2]) - 900 * 81 / 3600) < 0.06
     assert abs(found["slow"]["per_doubling"] - 2 * math.log(2) / math.log(3)) < 1e-12
     assert found["flat"]["needed"] == "not improving"
