@@ -62,12 +62,14 @@ def image_folder(tmp_path) -> tuple[Path, Path]:
     return images, masks
 
 
-ON_REQUEST = ("fuzz", "scaleout")  # markers of tests that run only when asked for with -m
+ON_REQUEST = ("fuzz", "scaleout", "multiprocess")  # markers of tests that run only when asked for with -m
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "fuzz: the fuzzer's long profile; runs only with `pytest -m fuzz` (for $ZOO_FUZZ_SECONDS seconds)")
     config.addinivalue_line("markers", "scaleout: two-machine accelerate launches killed mid-run (minutes on 2 cores); only with `pytest -m scaleout`")
+    config.addinivalue_line("markers", "multiprocess: more two-process launches (accelerate, --devices 2) beyond the ones the suite keeps; "
+                            "about 4 minutes on 2 cores; only with `pytest -m multiprocess`")
 
 
 def pytest_collection_modifyitems(config, items):

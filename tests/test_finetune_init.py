@@ -130,6 +130,7 @@ def test_lama_generator_only_checkpoint_gets_a_fresh_discriminator_announced(tmp
     assert not (tmp_path / "no").exists()
 
 
+@pytest.mark.multiprocess
 def test_init_under_fsdp_on_two_processes_with_bf16_checkpointing_and_auto_micro_batch(repaint_ckpt, tmp_path):
     """Every process starts from CKPT's weights before sharding: with a learning rate of
     1e-12 the exported weights after one step are CKPT's (a fresh model would be far off)."""

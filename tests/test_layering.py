@@ -18,7 +18,7 @@ MAX_LINES = 500
 
 # bottom to top; a module may import its own layer or lower ones, never a higher one
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("typed objects and helpers", ("zoo", "zoo.errors", "zoo.spec", "zoo.config", "zoo.fsutil", "zoo.imageio", "zoo.device", "zoo.official", "zoo.hookspecs", "zoo.download")),
+    ("typed objects and helpers", ("zoo", "zoo.errors", "zoo.spec", "zoo.config", "zoo.fsutil", "zoo.imageio", "zoo.device", "zoo.official", "zoo.hookspecs", "zoo.download", "zoo.progress")),
     ("plugin manager and registry", ("zoo.contract", "zoo.plugins", "zoo.registry")),
     ("building blocks", ("zoo.data", "zoo.masks", "zoo.metrics", "zoo.diffusion", "zoo.layers")),
     ("checkpoints, provenance, the sample contract, the core plugin", ("zoo.checkpoint", "zoo.provenance", "zoo.inpaint", "zoo.builtins")),

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 
@@ -84,6 +85,7 @@ def test_batches_are_shared_out_by_index():
     assert all(len(o) == 1 for o in owners) and [o[0] for o in owners] == [0, 1, 2, 0, 1, 2, 0]
 
 
+@pytest.mark.multiprocess
 def test_compare_on_two_processes_equals_one(tmp_path):
     import json
 
@@ -188,6 +190,7 @@ def test_unfinished_run_of_other_settings_is_named(tmp_path):
     assert report.count == 3 and report.resumed == 0 and not (tmp_path / "out" / ".zoo-progress").exists()
 
 
+@pytest.mark.multiprocess
 def test_compare_under_accelerate_launch_equals_one_process(tmp_path):
     """`accelerate launch --num_processes 2 -m zoo_cli.main compare ...` (how several machines
     run it) writes the report one process writes; process 0 alone prints it."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,9 @@ def test_study_on_shapes_resumes_after_an_interrupt(tmp_path, monkeypatch):
         assert len(mine) == len(ref) == 20
         assert d["value"] == pytest.approx(np.mean([mine[k] - ref[k] for k in mine]))
         assert d["ci_low"] < d["value"] < d["ci_high"] and d["n"] == 20
+        c = conv["vs_telea_by_photo"][name]  # shapes images are their own sources: 20 photographs of one crop
+        assert c["value"] == pytest.approx(d["value"]) and c["groups"] == 20 and c["ci_low"] < c["value"] < c["ci_high"]
+    assert conv["cpu_seconds_per_image"] > 0
     assert "vs_telea" in conv and rows["telea"]["vs_telea"] == {}
     report = (out / "report.md").read_text()
     assert "| conv-l1@20s |" in report and "| telea |" in report and "paired" in report
@@ -197,3 +201,48 @@ def test_prepared_and_subfolder_layouts_keep_their_own_splits(tmp_path):
     _images(sub / "test", 21, size=8)
     kind, sizes, splits = resolve_splits(str(sub), 8, 0)
     assert kind == "folders" and sizes == {"train": 3, "val": 6, "test": 21} and splits["val"] == str(sub / "val" / "images")
+
+
+def test_by_photograph_interval_is_cluster_robust():
+    import math
+
+    import numpy as np
+    from scipy import stats
+
+    from zoo.study_report import clustered_difference, paired_difference, source_group
+
+    assert source_group("images/test/plasma-kite__c03") == "plasma-kite" and source_group("a/b/photo.png") == "photo.png"
+    # 4 photographs, 5 crops each; crops of one photograph share an offset: the per-image
+    # interval treats 20 values as independent, the by-photograph one sees 4 groups
+    rng = np.random.default_rng(0)
+    offsets = [1.0, -2.0, 3.0, 0.5]
+    d = [o + 0.01 * rng.standard_normal() for o in offsets for _ in range(5)]
+    groups = [f"p{i}" for i in range(4) for _ in range(5)]
+    zeros = [0.0] * 20
+    per_image, by_photo = paired_difference(d, zeros), clustered_difference(d, zeros, groups)
+    assert by_photo["value"] == per_image["value"] and by_photo["groups"] == 4
+    assert (by_photo["ci_high"] - by_photo["ci_low"]) > 2 * (per_image["ci_high"] - per_image["ci_low"])
+    # with one crop per photograph it is the ordinary t interval, up to the k/(k-1) factor
+    one = clustered_difference(d[::5], [0.0] * 4, ["a", "b", "c", "d"])
+    v = np.asarray(d[::5])
+    half = stats.t.ppf(0.975, 3) * math.sqrt(4 / 3 * ((v - v.mean()) ** 2).sum()) / 4
+    assert math.isclose(one["ci_high"] - one["value"], half, rel_tol=1e-9)
+    # one photograph: no interval; None and non-finite values are left out
+    assert clustered_difference([1.0, 2.0], [0.0, 0.0], ["x", "x"])["ci_low"] is None
+    assert clustered_difference([1.0, None, float("nan")], [0.0, 0.0, 0.0], ["a", "b", "c"])["n"] == 1
+
+
+def test_budget_needed_extrapolates_the_last_two_budgets_on_a_log_scale():
+    from zoo.study_report import budget_needed
+
+    def row(method, budget, value):
+        return {"method": method, "budget_s": budget, "mask": "m", "metrics": {"psnr": {"value": value}}}
+
+    rows = [row("telea", None, 30.0), row("slow", 300, 20.0), row("slow", 900, 22.0), row("flat", 300, 25.0), row("flat", 900, 24.0),
+            row("ahead", 300, 31.0), row("ahead", 900, 32.0), row("one", 300, 10.0)]
+    found = {n["method"]: n for n in budget_needed(rows)}
+    assert set(found) == {"slow", "flat"}  # ahead beats telea; one budget is no curve
+    # 2 dB per factor 3 of budget; 8 dB more need 3^4 = 81 times 15 minutes = 20.25 hours
+    assert found["slow"]["needed"].endswith(" h") and abs(float(found["slow"]["needed"][:-2]) - 900 * 81 / 3600) < 0.06
+    assert abs(found["slow"]["per_doubling"] - 2 * math.log(2) / math.log(3)) < 1e-12
+    assert found["flat"]["needed"] == "not improving"

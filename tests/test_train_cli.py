@@ -155,6 +155,7 @@ def test_two_gloo_processes_through_accelerate(cli, tmp_path):
     assert max(float((wd[k] - ws[k]).abs().max()) for k in wd) < 2e-3  # Adam steps are ~lr = 2e-3
 
 
+@pytest.mark.multiprocess
 def test_two_machines_through_accelerate_launch(tmp_path):
     """The documented multi-node command, with two "machines" on this host (one gloo
     process each, a shared run folder): one run, one set of checkpoints."""

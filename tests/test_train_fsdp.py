@@ -176,7 +176,8 @@ def logged_steps(run, n=3):
 
 @pytest.mark.parametrize(
     "when, sent, stop, code",
-    [("training", "SIGINT", "SIGINT", 130), ("starting", "SIGINT", "SIGINT", 130), ("training", "SIGHUP", "SIGTERM", 143)],
+    [("training", "SIGINT", "SIGINT", 130), pytest.param("starting", "SIGINT", "SIGINT", 130, marks=pytest.mark.multiprocess),
+     pytest.param("training", "SIGHUP", "SIGTERM", 143, marks=pytest.mark.multiprocess)],
     ids=["ctrl-c", "ctrl-c-while-starting", "terminal-closed"],
 )
 def test_stopping_a_multi_process_run_saves_and_prints_one_line(tmp_path, when, sent, stop, code):
@@ -197,6 +198,7 @@ def test_stopping_a_multi_process_run_saves_and_prints_one_line(tmp_path, when, 
     assert len(saved) == 1 and ckpt.read_state(saved[0])["step"] >= (2 if when == "training" else 1)
 
 
+@pytest.mark.multiprocess
 def test_training_processes_save_and_stop_when_zoo_train_dies(tmp_path):
     proc, run, out = start_long_run(tmp_path)
     wait_for(logged_steps(run), proc)
@@ -210,6 +212,7 @@ def test_training_processes_save_and_stop_when_zoo_train_dies(tmp_path):
     assert stop["signal"] == "SIGTERM" and ckpt.list_checkpoints(run)
 
 
+@pytest.mark.multiprocess
 def test_lama_shards_its_generator_and_discriminator_in_fp16_but_not_with_r1(tmp_path):
     args = ["train", "lama", "--data", "shapes", "--preset", "tiny", "--steps", 2, "--batch-size", 4, "--no-tensorboard", "--strategy", "fsdp"]
     code, text = run_two([*args, "--out", tmp_path / "r1"], tmp_path, "r1")

@@ -10,7 +10,7 @@ Conventions shared by every part of the zoo:
 
 Layering (imports only point down or sideways, never up, with no loops; tests/test_layering.py
 checks it): typed objects and helpers (errors, spec, config, fsutil, imageio, device, official,
-download, hookspecs) at the bottom; then the plugin manager and registry, which find every plugin,
+download, progress, hookspecs) at the bottom; then the plugin manager and registry, which find every plugin,
 the core's own :mod:`zoo.builtins` included, through entry points; then the building blocks
 that look names up through it (data, masks, metrics, diffusion, layers); then checkpoints,
 provenance, the sample contract (:mod:`zoo.inpaint`) and the core plugin; then the training

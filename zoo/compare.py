@@ -260,6 +260,7 @@ def sample_entry(entry: Entry, ev, pred_dir: Path, seed: int = 0, batch_size: in
     from zoo.imageio import save_image
     from zoo.plugins import get_manager
     from zoo.inpaint import inpaint, sample_seed
+    from zoo.progress import silenced
     from zoo.runner import build_model
 
     fp = _fingerprint(entry, ev, seed, batch_size)
@@ -300,7 +301,7 @@ def sample_entry(entry: Entry, ev, pred_dir: Path, seed: int = 0, batch_size: in
         x = torch.stack([p[0] for p in pairs]).to(dev)  # (B, 3, H, W) in [-1, 1]
         m = torch.stack([p[1] for p in pairs]).to(dev)  # (B, 1, H, W), 1 = hole
         gen = torch.Generator(device="cpu").manual_seed(sample_seed(seed, 0, start))
-        with torch.no_grad():
+        with torch.no_grad(), silenced(not progress):  # --no-progress: the sampler's own bars too
             result, info = inpaint(entry.method, model, config, x, m, gen)
             extra = manager.call("zoo_score", entry.method, model=model, config=config, images=x, masks=m, outputs=result)
         for j, path in enumerate(outs):

@@ -25,6 +25,7 @@ from zoo.fsutil import check_output_dir, removed_on_failure, write_text
 from zoo.imageio import load_image, load_mask, pair_images_and_masks, readable_size, save_image
 from zoo.inpaint import image_names_of_batch, inpaint, sample_seed
 from zoo.plugins import get_manager
+from zoo.progress import silenced
 
 
 def build_model(method: str, checkpoint: str | Path | None, overrides: dict[str, Any] | None = None, preset: str | None = None):
@@ -211,7 +212,7 @@ def sample_folder(
                     if note and note not in notes:
                         notes.append(note)
                     gen = torch.Generator(device="cpu").manual_seed(sample_seed(seed, k, start + group[0]))
-                    with torch.no_grad(), image_names_of_batch([names[chunk[i]] for i in group]):
+                    with torch.no_grad(), image_names_of_batch([names[chunk[i]] for i in group]), silenced(not progress):
                         result, info = inpaint(method, model, config, x, m, gen)
                     batch_info.update({key_: v for key_, v in info.items() if isinstance(v, (int, float, str))})
                     info_total.update(info)

@@ -5,6 +5,14 @@ report per mask kind (zoo.report) of the test predictions.
 Paired differences: both methods fill the identical test pairs, so per test image the
 difference ``method - telea`` is taken and given a Student-t 95 % interval of its mean (a
 paired t-interval). Set-level metrics get the difference of their values, no interval.
+
+Crops of one photograph are not independent (a benchmark such as benchmarks/scenes cuts
+many crops from each photograph), so the paired difference also gets a *by-photograph*
+interval (:func:`clustered_difference`): the same mean, with a cluster-robust standard
+error over the source photographs (sum of each photograph's residuals, squared, times
+k/(k-1)) and a t quantile with k-1 degrees of freedom, k = number of photographs. A crop's
+photograph is its source file name up to ``__`` (``plasma-kite__c03`` -> ``plasma-kite``,
+as benchmarks/scenes names crops); a source without ``__`` is its own photograph.
 """
 
 from __future__ import annotations
@@ -43,13 +51,42 @@ def paired_difference(values: list[float | None], reference: list[float | None])
     return mean_ci(diffs)
 
 
+def source_group(source: str | None) -> str:
+    """The photograph a test crop was cut from: its source file name up to ``__``."""
+    return Path(str(source or "")).name.split("__")[0]
+
+
+def clustered_difference(values: list[float | None], reference: list[float | None], groups: list[str]) -> dict[str, Any]:
+    """Mean of ``values[i] - reference[i]`` with a cluster-robust (by ``groups``) t 95 %
+    interval: SE^2 = k/(k-1) * sum_g (sum_{i in g} (d_i - mean))^2 / n^2, t with k-1
+    degrees of freedom. No interval with fewer than 2 groups."""
+    from scipy import stats
+
+    pairs = [(a - b, g) for a, b, g in zip(values, reference, groups)
+             if a is not None and b is not None and math.isfinite(a) and math.isfinite(b)]
+    n = len(pairs)
+    if n == 0:
+        return {"value": None, "ci_low": None, "ci_high": None, "n": 0, "groups": 0}
+    mean = sum(d for d, _ in pairs) / n
+    resid: dict[str, float] = {}
+    for d, g in pairs:
+        resid[g] = resid.get(g, 0.0) + (d - mean)
+    k = len(resid)
+    if k < 2:
+        return {"value": mean, "ci_low": None, "ci_high": None, "n": n, "groups": k}
+    se = math.sqrt(k / (k - 1) * sum(r * r for r in resid.values())) / n
+    half = float(stats.t.ppf(0.975, k - 1)) * se
+    return {"value": mean, "ci_low": mean - half, "ci_high": mean + half, "n": n, "groups": k}
+
+
 def summarize(records: list[dict[str, Any]], names: list[str]) -> list[dict[str, Any]]:
     """One row per (method, budget, mask kind): each metric with its interval, and the paired
     difference against the reference on the same mask kind."""
     ref = {r["mask"]: r for r in records if r["method"] == REFERENCE}
     rows = []
+    key = "vs_" + REFERENCE
     for r in records:
-        metrics, diffs = r["score"]["metrics"], {}
+        metrics, diffs, by_photo = r["score"]["metrics"], {}, {}
         base = ref.get(r["mask"])
         for name in names:
             if name not in metrics:
@@ -60,15 +97,43 @@ def summarize(records: list[dict[str, Any]], names: list[str]) -> list[dict[str,
             theirs = base["score"]["per_image"].get(name)
             if mine is not None and theirs is not None and r["score"]["per_image"]["names"] == base["score"]["per_image"]["names"]:
                 diffs[name] = {**paired_difference(mine, theirs), "ci": "paired t"}
+                sources = r.get("sources") or []
+                if len(sources) == len(mine) and sources == (base.get("sources") or []):
+                    by_photo[name] = {**clustered_difference(mine, theirs, [source_group(x) for x in sources]), "ci": "by photograph"}
             else:
                 a, b = metrics[name].get("value"), base["score"]["metrics"].get(name, {}).get("value")
                 diffs[name] = {"value": a - b if a is not None and b is not None else None, "ci_low": None, "ci_high": None, "ci": None}
         rows.append({"method": r["method"], "budget": r["budget"], "budget_s": r["budget_s"], "mask": r["mask"], "label": r["label"],
                      "settings": r["settings"], "metrics": {n: {k: metrics[n].get(k) for k in ("value", "ci_low", "ci_high", "n", "higher_is_better")}
                                                              for n in names if n in metrics},
-                     "vs_" + REFERENCE: diffs, "nfe": r["nfe"], "seconds_per_image": r["seconds_per_image"],
+                     key: diffs, key + "_by_photo": by_photo, "nfe": r["nfe"], "seconds_per_image": r["seconds_per_image"],
+                     "cpu_seconds_per_image": r.get("cpu_seconds_per_image"),
                      "train_steps": r["train"].get("step"), "train_seconds": r["train"].get("seconds"), "tuning": r["tuning"]})
     return rows
+
+
+def budget_needed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each learned method and mask kind whose test PSNR at its largest budget is below the
+    reference's: the budget at which the straight line through its last two budgets (PSNR
+    against log budget) reaches the reference's PSNR ("not improving" when it does not rise)."""
+    ref = {r["mask"]: r["metrics"].get("psnr", {}).get("value") for r in rows if r["method"] == REFERENCE}
+    out = []
+    for method in dict.fromkeys(r["method"] for r in rows if r["budget_s"] is not None):
+        for mk in dict.fromkeys(r["mask"] for r in rows):
+            mine = sorted((r for r in rows if r["method"] == method and r["mask"] == mk and r["metrics"].get("psnr", {}).get("value") is not None),
+                          key=lambda r: r["budget_s"])
+            target = ref.get(mk)
+            if len(mine) < 2 or target is None or mine[-1]["metrics"]["psnr"]["value"] >= target:
+                continue
+            (b1, p1), (b2, p2) = ((r["budget_s"], r["metrics"]["psnr"]["value"]) for r in mine[-2:])
+            slope = (p2 - p1) / math.log(b2 / b1)  # dB per e-fold of budget
+            needed = "not improving"
+            if slope > 0 and (target - p2) / slope < 50:  # beyond e^50 times the budget: not a number worth printing
+                seconds = b2 * math.exp((target - p2) / slope)
+                needed = f"{seconds / 3600:.3g} h" if seconds >= 3600 else f"{seconds / 60:.3g} min"
+            out.append({"method": method, "mask": mk, "budgets": [budget_label(b1), budget_label(b2)], "psnr": [p1, p2], "reference": target,
+                        "per_doubling": slope * math.log(2), "needed": needed})
+    return out
 
 
 def _fmt(x: Any, digits: int = 4) -> str:
@@ -95,7 +160,8 @@ def write_results(s: Any, out: Path, records: list[dict[str, Any]], status: list
     rows = summarize(records, names)
     doc = {"settings": {**asdict(s), "budgets": [budget_label(b) for b in s.budgets]}, "reference": REFERENCE, "metrics": names,
            "statistics": "per-image metrics: mean and Student-t 95 % interval; vs_telea: paired differences (method - telea) per test "
-                         "image, mean and paired t 95 % interval; set-level metrics (swd): the value and the difference of the values, no interval",
+                         "image, mean and paired t 95 % interval; vs_telea_by_photo: the same mean with a cluster-robust interval over the source "
+                         "photographs (t, photographs - 1 degrees of freedom); set-level metrics (swd): the value and the difference of the values, no interval",
            "rows": rows, "status": status, "command": command, "seconds_this_run": seconds, "versions": versions()}
     write_text(out / "results.json", json.dumps(doc, indent=1, default=float))
     _write_csv(out / "results.csv", rows, names)
@@ -109,16 +175,18 @@ def write_results(s: Any, out: Path, records: list[dict[str, Any]], status: list
 def _write_csv(path: Path, rows: list[dict[str, Any]], names: list[str]) -> None:
     buf = io.StringIO()
     w = csv.writer(buf)
-    head = ["method", "budget", "mask", "settings", "nfe", "seconds_per_image", "train_steps"]
+    head = ["method", "budget", "mask", "settings", "nfe", "seconds_per_image", "cpu_seconds_per_image", "train_steps"]
     for n in names:
-        head += [n, f"{n}_ci_low", f"{n}_ci_high", f"{n}_vs_{REFERENCE}", f"{n}_vs_{REFERENCE}_ci_low", f"{n}_vs_{REFERENCE}_ci_high"]
+        head += [n, f"{n}_ci_low", f"{n}_ci_high", f"{n}_vs_{REFERENCE}", f"{n}_vs_{REFERENCE}_ci_low", f"{n}_vs_{REFERENCE}_ci_high",
+                 f"{n}_vs_{REFERENCE}_by_photo_ci_low", f"{n}_vs_{REFERENCE}_by_photo_ci_high"]
     w.writerow(head)
     for r in rows:
         line = [r["method"], r["budget"] or "", r["mask"], json.dumps(r["settings"], sort_keys=True) if r["settings"] else "", r["nfe"],
-                r["seconds_per_image"], r["train_steps"]]
+                r["seconds_per_image"], r.get("cpu_seconds_per_image"), r["train_steps"]]
         for n in names:
             m, d = r["metrics"].get(n, {}), r["vs_" + REFERENCE].get(n, {})
-            line += [m.get("value"), m.get("ci_low"), m.get("ci_high"), d.get("value"), d.get("ci_low"), d.get("ci_high")]
+            c = r.get(f"vs_{REFERENCE}_by_photo", {}).get(n, {})
+            line += [m.get("value"), m.get("ci_low"), m.get("ci_high"), d.get("value"), d.get("ci_low"), d.get("ci_high"), c.get("ci_low"), c.get("ci_high")]
         w.writerow(["" if x is None else x for x in line])
     write_text(path, buf.getvalue())
 
@@ -215,7 +283,11 @@ def _markdown(s: Any, rows: list[dict[str, Any]], names: list[str], status: list
         f"validation split by mean {s.select_metric}; the test split was used for nothing else.", "",
         f"Statistics: mean [95 % CI] (Student t over the test images). `vs {REFERENCE}`: the paired difference "
         f"(method - {REFERENCE}) per test image, mean [paired t 95 % CI]; an interval that excludes 0 is a difference "
-        "these images support. Set-level metrics get the difference of the values, without an interval.", "",
+        "these images support. Set-level metrics get the difference of the values, without an interval. "
+        f"`psnr vs {REFERENCE} (by photo)`: the same mean with a by-photograph interval (cluster-robust over the test "
+        "split's source photographs, t with photographs - 1 degrees of freedom; crops of one photograph are not independent, "
+        "so this is the interval to read when a test split has few photographs). `s/image`: wall-clock seconds, `CPU s/image`: "
+        "CPU seconds of the study process, per test image (sampling only).", "",
     ]
     if command:
         lines += ["Command:", "", "```", " ".join(command), "```", ""]
@@ -223,13 +295,15 @@ def _markdown(s: Any, rows: list[dict[str, Any]], names: list[str], status: list
         for b in s.budgets:  # classical methods (no budget) in every budget's table
             sel = [r for r in rows if r["mask"] == mk and r["budget_s"] in (None, b)]
             lines += [f"## `{mk}` masks, budget {budget_label(b)}", ""]
-            head = ["method", *names, *(f"{n} vs {REFERENCE}" for n in names[:3]), "settings", "nfe", "s/image", "train steps"]
+            head = ["method", *names, *(f"{n} vs {REFERENCE}" for n in names[:3]), f"psnr vs {REFERENCE} (by photo)", "settings", "nfe",
+                    "s/image", "CPU s/image", "train steps"]
             lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
             for r in sel:
                 cells = [r["label"].split("[")[0], *(_cell(r["metrics"].get(n)) for n in names),
                          *(_cell(r["vs_" + REFERENCE].get(n)) if r["method"] != REFERENCE else "—" for n in names[:3]),
+                         _cell(r.get(f"vs_{REFERENCE}_by_photo", {}).get("psnr")) if r["method"] != REFERENCE else "—",
                          ", ".join(f"{k}={v}" for k, v in sorted(r["settings"].items())) or "—", _fmt(r["nfe"], 3),
-                         _fmt(r["seconds_per_image"], 3), _fmt(r["train_steps"])]
+                         _fmt(r["seconds_per_image"], 3), _fmt(r.get("cpu_seconds_per_image"), 3), _fmt(r["train_steps"])]
                 lines.append("| " + " | ".join(cells) + " |")
             lines.append("")
     tuned = [r for r in rows if r["tuning"].get("tried")]
@@ -243,6 +317,16 @@ def _markdown(s: Any, rows: list[dict[str, Any]], names: list[str], status: list
         lines.append("")
     if plot:
         lines += ["## Quality against budget", "", f"![test PSNR against training budget]({plot})", ""]
+        needs = budget_needed(rows)
+        if needs:
+            lines += [f"Budget a method that loses to {REFERENCE} would need to reach its test PSNR, extrapolated from its last two "
+                      "budgets on a log scale (PSNR linear in log budget): a rough guess from two points, not a measurement; "
+                      "learning curves usually flatten, so it is more likely too low than too high.", "",
+                      f"| method | mask | PSNR at the last two budgets | {REFERENCE} | gain per doubling | budget needed |", "|---|---|---|---|---|---|"]
+            for n in needs:
+                lines.append(f"| {n['method']} | {n['mask']} | {n['psnr'][0]:.2f} ({n['budgets'][0]}), {n['psnr'][1]:.2f} ({n['budgets'][1]}) | "
+                             f"{n['reference']:.2f} | {n['per_doubling']:+.2f} dB | {n['needed']} |")
+            lines.append("")
     lines += ["## Files", "", "`results.json`, `results.csv` (these tables), `per_image.csv` (every test image's values), "
               "`eval/test-<mask>/report.md` and `grid.png` (per hole-ratio bin, example fills), `runs/<method>/<budget>/` "
               "(checkpoint, run.json, log.jsonl with the loss curve), `results/<method>@<budget>/<mask>.json` (one finished cell; "

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from zoo.diffusion import count_steps, jump_points, repaint
 from zoo.diffusion.losses import hole_denoising_loss
 from zoo.errors import ZooError
+from zoo.progress import enabled as inner_bars
 from zoo.spec import SampleOutput
 from zoo_plugins.dip_ddpm.config import DipDdpmConfig
 from zoo_plugins.dip_ddpm.model import DipDdpm, SkipNet, make_chain, refine_chain
@@ -80,7 +81,7 @@ def fit_dip(images: torch.Tensor, holes: torch.Tensor, cfg: DipDdpmConfig, gener
     stale = torch.zeros(g, dtype=torch.long, device=dev)
     active = torch.ones(g, dtype=torch.bool, device=dev)
     it = 0
-    bar = tqdm(range(1, cfg.dip_iters + 1), desc="dip", disable=not progress, dynamic_ncols=True, leave=False)
+    bar = tqdm(range(1, cfg.dip_iters + 1), desc="dip", disable=not inner_bars(progress), dynamic_ncols=True, leave=False)
     for it in bar:
         noise = _rand(z.shape, generator, z, normal=True) * cfg.dip_reg_noise if cfg.dip_reg_noise > 0 else 0.0
         loss = dip_loss(net(z + noise), target, fit_mask)  # 3.

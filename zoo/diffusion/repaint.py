@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from zoo.diffusion.schedule import Chain
 from zoo.diffusion.steps import reverse_step, undo_step
+from zoo.progress import enabled as inner_bars
 
 KNOWN_NOISE = ("shared", "fresh")
 
@@ -89,7 +90,7 @@ def repaint(
     keep = None if holes is None else (1 - holes).to(images)  # 1 = known
     nfe = undos = 0
     pairs = list(zip(points, points[1:]))
-    bar = tqdm(pairs, desc=desc, disable=not progress, dynamic_ncols=True, leave=False)
+    bar = tqdm(pairs, desc=desc, disable=not inner_bars(progress), dynamic_ncols=True, leave=False)
     for a, b in bar:
         noise_shape = x.shape
         if b < a:  # denoise level a -> a - 1
