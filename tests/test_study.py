@@ -84,6 +84,7 @@ def test_study_on_shapes_resumes_after_an_interrupt(tmp_path, monkeypatch):
     report = (out / "report.md").read_text()
     assert "| conv-l1@20s |" in report and "| telea |" in report and "paired" in report
     assert (out / "eval" / "test-lama-medium" / "grid.png").is_file()
+    assert (out / "loss_curves.png").stat().st_size > 1000  # conv-l1's training loss
     with open(out / "results.csv") as fh:
         assert [r["method"] for r in csv.DictReader(fh)] == ["telea", "conv-l1"]
     assert not (out / "quality_vs_budget.png").exists()  # one budget: no curve

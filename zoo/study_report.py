@@ -167,6 +167,7 @@ def write_results(s: Any, out: Path, records: list[dict[str, Any]], status: list
     _write_csv(out / "results.csv", rows, names)
     _write_per_image(out / "per_image.csv", records, names)
     plot = _plot_budgets(out / "quality_vs_budget.png", rows, s) if len(s.budgets) > 1 else None
+    _plot_losses(out / "loss_curves.png", out, rows)
     _compare_reports(s, out, records, names)
     write_text(out / "report.md", _markdown(s, rows, names, status, command, plot))
     return doc
@@ -246,6 +247,59 @@ def _plot_budgets(path: Path, rows: list[dict[str, Any]], s: Any) -> str | None:
     return path.name
 
 
+def _plot_losses(path: Path, out: Path, rows: list[dict[str, Any]]) -> str | None:
+    """The training loss (``loss`` of RUN/log.jsonl, a moving average over 5 % of the steps)
+    against the step, one panel per learned method, one line per budget. For a two-stage
+    method the log is its last stage's (the denoiser or transformer)."""
+    runs: dict[str, list[tuple[str, Path]]] = {}
+    for r in rows:
+        if r["budget_s"] is not None and (out / "runs" / r["method"] / r["budget"] / "log.jsonl").is_file():
+            runs.setdefault(r["method"], [])
+            item = (r["budget"], out / "runs" / r["method"] / r["budget"] / "log.jsonl")
+            if item not in runs[r["method"]]:
+                runs[r["method"]].append(item)
+    if not runs:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from zoo.fsutil import atomic_path
+
+    cols = min(4, len(runs))
+    rows_n = math.ceil(len(runs) / cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(4.0 * cols, 3.0 * rows_n), dpi=100, squeeze=False)
+    for ax, (method, items) in zip(axes.flat, runs.items()):
+        for label, log in items:
+            points = []
+            for line in log.read_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(rec.get("loss"), (int, float)) and math.isfinite(rec["loss"]) and "step" in rec:
+                    points.append((rec["step"], rec["loss"]))
+            if len(points) < 2:
+                continue
+            steps, loss = np.array(points).T
+            k = max(1, len(loss) // 20)
+            smooth = np.convolve(loss, np.ones(k) / k, mode="valid")
+            ax.plot(steps[k - 1 :], smooth, label=f"{label} ({int(steps[-1])} steps)")
+        ax.set_title(method, fontsize=9)
+        ax.set_xlabel("step")
+        ax.set_ylabel("training loss (moving average)")
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(runs):]:
+        ax.axis("off")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path.name
+
+
 def _compare_reports(s: Any, out: Path, records: list[dict[str, Any]], names: list[str]) -> None:
     """zoo.report's compare report (tables per hole-ratio bin, plots, grid.png) of every
     test entry of each mask kind, in ``eval/test-<mask>/``."""
@@ -317,6 +371,7 @@ def _markdown(s: Any, rows: list[dict[str, Any]], names: list[str], status: list
         lines.append("")
     if plot:
         lines += ["## Quality against budget", "", f"![test PSNR against training budget]({plot})", ""]
+        lines += ["Training loss curves (last stage of two-stage methods): [loss_curves.png](loss_curves.png).", ""]
         needs = budget_needed(rows)
         if needs:
             lines += [f"Budget a method that loses to {REFERENCE} would need to reach its test PSNR, extrapolated from its last two "
