@@ -146,6 +146,10 @@ def test_a_plain_folder_is_split_by_source_file(tmp_path):
     (["--eval-count", "10"], "at least 20 test images"),
     (["--masks", "nosuch"], "unknown mask kind 'nosuch'"),
     (["--preset", "nosuch"], "has no preset 'nosuch'"),
+    (["--methods", "telea,nosuch:channels=8"], "unknown method 'nosuch'"),
+    (["--methods", "telea,conv-l1:channels"], "a variant is METHOD:key=value"),
+    (["--methods", "telea,conv-l1:nosuch=1"], "--methods 'conv-l1:nosuch=1': unknown config key"),
+    (["--methods", "telea,conv-l1:channels=abc"], "--methods 'conv-l1:channels=abc'"),
 ])
 def test_bad_requests_are_one_line_and_leave_nothing(tmp_path, extra, message):
     out = tmp_path / "out"
@@ -247,3 +251,18 @@ def test_budget_needed_extrapolates_the_last_two_budgets_on_a_log_scale():
     assert found["slow"]["needed"].endswith(" h") and abs(float(found["slow"]["needed"][:-2]) - 900 * 81 / 3600) < 0.06
     assert abs(found["slow"]["per_doubling"] - 2 * math.log(2) / math.log(3)) < 1e-12
     assert found["flat"]["needed"] == "not improving"
+
+
+def test_variants_of_one_method_are_trained_apart_with_their_settings(tmp_path):
+    out = tmp_path / "out"
+    res = _invoke(["study", "--data", "shapes", "--methods", "conv-l1:channels=8,conv-l1:channels=16", "--budget", "3s",
+                   "--masks", "box", "--out", str(out), *FAST])
+    assert res.exit_code == 0, res.output
+    for label, width in (("conv-l1:channels=8", 8), ("conv-l1:channels=16", 16)):
+        run = json.loads((out / "runs" / label.replace(":", "_").replace("=", "_") / "3s" / "run.json").read_text())
+        assert run["config"]["channels"] == width and run["config"]["resolution"] == 32
+        assert ["--set", f"channels={width}"] == run["command"][run["command"].index(f"channels={width}") - 1 :][:2]
+    rows = {r["method"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
+    assert set(rows) == {"telea", "conv-l1:channels=8", "conv-l1:channels=16"}
+    assert rows["conv-l1:channels=8"]["metrics"]["psnr"]["value"] != rows["conv-l1:channels=16"]["metrics"]["psnr"]["value"]
+    assert "| conv-l1:channels=16@3s |" in (out / "report.md").read_text()

@@ -116,8 +116,25 @@ def parse_budgets(text: str) -> list[float]:
     return out
 
 
+def split_variant(label: str) -> tuple[str, dict[str, str]]:
+    """``dit-mca:attention=self:window=4`` -> ("dit-mca", {"attention": "self", "window": "4"}):
+    a method name, then config overrides separated by ``:``, for a study of one method's
+    variants (a learned method is trained with them, a classical one samples with them)."""
+    name, *parts = str(label).split(":")
+    overrides: dict[str, str] = {}
+    for part in parts:
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ZooError(f"--methods {label!r}: a variant is METHOD:key=value[:key=value...], e.g. dit-mca:attention=self")
+        if key.strip() in overrides:
+            raise ZooError(f"--methods {label!r}: {key.strip()} is set twice")
+        overrides[key.strip()] = value.strip()
+    return name.strip(), overrides
+
+
 def parse_methods(text: str) -> list[str]:
-    """``all`` (every method in ``zoo list``) or ``m1,m2``; the reference ``telea`` is always
+    """``all`` (every method in ``zoo list``) or ``m1,m2``, where an entry may be a variant
+    (``dit-mca:attention=self``, :func:`split_variant`); the reference ``telea`` is always
     included (first). Unknown names are one line with the valid choices."""
     from zoo.plugins import get_manager
 
@@ -126,8 +143,8 @@ def parse_methods(text: str) -> list[str]:
     if not names:
         raise ZooError(f"--methods {text!r}: give 'all' or method names separated by commas; valid choices: {', '.join(known)}")
     for name in names:
-        if name not in known:
-            raise choices_error("method", name, ["all", *known])
+        if split_variant(name)[0] not in known:
+            raise choices_error("method", split_variant(name)[0], ["all", *known])
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raise ZooError(f"--methods: {dup!r} is listed twice")
@@ -162,10 +179,18 @@ def check_settings(s: StudySettings) -> StudySettings:
     if s.batch_size is not None and s.batch_size < 1:
         raise ZooError("--batch-size must be at least 1")
     manager = get_manager()
-    for name in s.methods:
+    for label in s.methods:
+        name, overrides = split_variant(label)
         spec = manager.method(name)
         if spec.needs_training and s.preset not in spec.presets:
             raise ZooError(f"method {name!r} has no preset {s.preset!r}; its presets: {', '.join(spec.presets)} (choose one with --preset, or leave {name} out)")
+        if overrides:
+            from zoo.config import resolve_config
+
+            try:  # an unknown key or a bad value: one line now, before anything is trained
+                resolve_config(spec, s.preset if spec.needs_training else None, {**_resolution(spec, s), **overrides})
+            except ZooError as exc:
+                raise ZooError(f"--methods {label!r}: {str(exc).splitlines()[0]}") from None
     from zoo.metrics import metrics
 
     if s.select_metric not in metrics():
@@ -190,11 +215,22 @@ def check_settings(s: StudySettings) -> StudySettings:
 # 3. training under a budget
 # --------------------------------------------------------------------------------------
 def run_dir(out: Path, method: str, seconds: float) -> Path:
-    return out / "runs" / method / budget_label(seconds)
+    """STUDY/runs/<method or variant label as a folder name>/<budget>."""
+    from zoo.report import safe_label
+
+    return out / "runs" / safe_label(method) / budget_label(seconds)
+
+
+def _resolution(spec: Any, s: StudySettings) -> dict[str, str]:
+    import dataclasses
+
+    return {"resolution": str(s.resolution)} if "resolution" in {f.name for f in dataclasses.fields(spec.config)} else {}
 
 
 def train_command(s: StudySettings, method: str, seconds: float, run: Path) -> list[str]:
-    cmd = ["zoo", "train", method, "--data", s.splits["train"], "--preset", s.preset, "--set", f"resolution={s.resolution}",
+    name, variant = split_variant(method)
+    cmd = ["zoo", "train", name, "--data", s.splits["train"], "--preset", s.preset, "--set", f"resolution={s.resolution}",
+           *(x for k, v in variant.items() for x in ("--set", f"{k}={v}")),
            "--time-budget", budget_label(seconds), "--seed", str(s.seed), "--device", s.device, "--out", str(run)]
     cmd += ["--budget-clock", s.budget_clock] if s.budget_clock != "wall" else []
     return cmd + (["--batch-size", str(s.batch_size)] if s.batch_size else [])
@@ -203,8 +239,6 @@ def train_command(s: StudySettings, method: str, seconds: float, run: Path) -> l
 def train_one(s: StudySettings, method: str, seconds: float, run: Path, progress: bool, say: Callable[[str], None]) -> tuple[Path, dict[str, Any]]:
     """Train ``method`` for ``seconds`` into ``run`` (reused when finished, resumed when
     interrupted after a checkpoint); returns the checkpoint and what the training did."""
-    import dataclasses
-
     from zoo.checkpoint import read_meta
     from zoo.plugins import get_manager
     from zoo.runner import MODEL_FILE, train
@@ -227,12 +261,12 @@ def train_one(s: StudySettings, method: str, seconds: float, run: Path, progress
     cmd = train_command(s, method, seconds, run)
     say(f"train {method} ({s.preset}, {budget_label(seconds)} budget, {s.resolution} px)" + (" — resuming" if resume else ""))
     t = time.perf_counter()
+    name, variant = split_variant(method)
     if resume:
-        path = train(method, None, out_dir=run, options=options, command=cmd + ["--resume", str(run)])
+        path = train(name, None, out_dir=run, options=options, command=cmd + ["--resume", str(run)])
     else:
-        fields = {f.name for f in dataclasses.fields(get_manager().method(method).config)}
-        overrides = {"resolution": str(s.resolution)} if "resolution" in fields else {}
-        path = train(method, s.splits["train"], preset=s.preset, overrides=overrides, batch_size=s.batch_size, seed=s.seed,
+        overrides = {**_resolution(get_manager().method(name), s), **variant}
+        path = train(name, s.splits["train"], preset=s.preset, overrides=overrides, batch_size=s.batch_size, seed=s.seed,
                      out_dir=run, options=options, command=cmd)
     meta = read_meta(path)
     run_info = _read_json(run / "run.json") or {}
@@ -271,7 +305,7 @@ def candidates(method: str) -> list[dict[str, str]]:
     """The method's tunable sampling settings as ``--set`` strings ([{}]: nothing to tune)."""
     from zoo.plugins import get_manager
 
-    found = [{k: _as_set_value(v) for k, v in c.items()} for c in get_manager().method(method).tunable]
+    found = [{k: _as_set_value(v) for k, v in c.items()} for c in get_manager().method(split_variant(method)[0]).tunable]
     return found or [{}]
 
 
@@ -313,7 +347,7 @@ def choose_settings(s: StudySettings, method: str, seconds: float | None, checkp
                     progress: bool) -> dict[str, Any]:
     """Score every candidate on the val eval set by ``select_metric``; keep the best (the first
     listed wins a tie). Candidates the trained config rejects are skipped and named."""
-    from zoo.compare import Entry, _check_overrides
+    from zoo.compare import _check_overrides
     from zoo.metrics import metric
 
     cands = candidates(method)
@@ -323,7 +357,7 @@ def choose_settings(s: StudySettings, method: str, seconds: float | None, checkp
     spec = metric(s.select_metric)
     tried = []
     for c in cands:
-        entry = Entry(entry_label(method, seconds, c), method, checkpoint, dict(c))
+        entry = _entry(method, seconds, checkpoint, c)
         try:
             _check_overrides(entry, c)
         except ZooError as exc:
@@ -339,6 +373,16 @@ def choose_settings(s: StudySettings, method: str, seconds: float | None, checkp
     return {"chosen": best["settings"], "tried": tried, "metric": s.select_metric, "val_count": len(ev)}
 
 
+def _entry(method: str, seconds: float | None, checkpoint: Path | None, settings: dict[str, str]):
+    """The compare entry of a (variant of a) method with sampling ``settings``: a learned
+    variant's overrides are in its checkpoint; a classical variant samples with them."""
+    from zoo.compare import Entry
+
+    name, variant = split_variant(method)
+    overrides = dict(settings) if checkpoint is not None else {**variant, **settings}
+    return Entry(entry_label(method, seconds, settings), name, checkpoint, overrides)
+
+
 def result_file(out: Path, method: str, seconds: float | None, mask: str) -> Path:
     from zoo.report import safe_label
 
@@ -348,7 +392,6 @@ def result_file(out: Path, method: str, seconds: float | None, mask: str) -> Pat
 def run_cell(s: StudySettings, method: str, seconds: float | None, checkpoint: Path | None, train_info: dict[str, Any], out: Path,
              mask: str, progress: bool) -> tuple[dict[str, Any], str]:
     """One (method, budget, mask kind): choose on val, score on test; written once."""
-    from zoo.compare import Entry
     from zoo.fsutil import file_sha256
     from zoo.metrics import parse_metric_list
 
@@ -359,7 +402,7 @@ def run_cell(s: StudySettings, method: str, seconds: float | None, checkpoint: P
     if done is not None and done.get("key") == key:
         return done, "cached"
     tuning = choose_settings(s, method, seconds, checkpoint, out, mask, progress)
-    entry = Entry(entry_label(method, seconds, tuning["chosen"]), method, checkpoint, dict(tuning["chosen"]))
+    entry = _entry(method, seconds, checkpoint, tuning["chosen"])
     ev = eval_set(s, out, "test", mask, progress)
     r = evaluate(s, entry, ev, out / "eval" / f"test-{mask}", parse_metric_list(metric_names()), progress)
     record = {"key": key, "method": method, "budget_s": seconds, "budget": budget_label(seconds) if seconds else None, "mask": mask,
@@ -424,8 +467,8 @@ def _run(s: StudySettings, out: Path, progress: bool, say: Callable[[str], None]
 
     prepare_folder(s, out)
     manager = get_manager()
-    learned = [m for m in s.methods if manager.method(m).needs_training]
-    classical = [m for m in s.methods if not manager.method(m).needs_training]
+    learned = [m for m in s.methods if manager.method(split_variant(m)[0]).needs_training]
+    classical = [m for m in s.methods if not manager.method(split_variant(m)[0]).needs_training]
     tasks = [(m, None) for m in classical] + [(m, b) for m in learned for b in s.budgets]
     say(f"study: {len(classical)} classical and {len(learned)} learned method(s) x {len(s.budgets)} budget(s) "
         f"({', '.join(budget_label(b) for b in s.budgets)}), masks {', '.join(s.masks)}, {s.resolution} px, "

@@ -251,11 +251,14 @@ def _plot_losses(path: Path, out: Path, rows: list[dict[str, Any]]) -> str | Non
     """The training loss (``loss`` of RUN/log.jsonl, a moving average over 5 % of the steps)
     against the step, one panel per learned method, one line per budget. For a two-stage
     method the log is its last stage's (the denoiser or transformer)."""
+    from zoo.report import safe_label
+
     runs: dict[str, list[tuple[str, Path]]] = {}
     for r in rows:
-        if r["budget_s"] is not None and (out / "runs" / r["method"] / r["budget"] / "log.jsonl").is_file():
+        log = out / "runs" / safe_label(r["method"]) / str(r["budget"]) / "log.jsonl"
+        if r["budget_s"] is not None and log.is_file():
             runs.setdefault(r["method"], [])
-            item = (r["budget"], out / "runs" / r["method"] / r["budget"] / "log.jsonl")
+            item = (r["budget"], log)
             if item not in runs[r["method"]]:
                 runs[r["method"]].append(item)
     if not runs:

@@ -1,0 +1,45 @@
+"""Copy what a finished (or partial) `zoo study` folder says into a folder that is committed:
+the report files, and each training run's loss log and run.json (the run folder itself, with
+checkpoints and predictions, is git-ignored).
+
+    python benchmarks/study/collect.py benchmarks/study/run benchmarks/study/results-2026-12-07
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+REPORT_FILES = ("report.md", "results.json", "results.csv", "per_image.csv", "quality_vs_budget.png", "loss_curves.png", "study.json")
+
+
+def collect(run: Path, dest: Path) -> list[Path]:
+    dest.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for name in REPORT_FILES:
+        if (run / name).is_file():
+            shutil.copy2(run / name, dest / name)
+            copied.append(dest / name)
+    for mk in sorted((run / "eval").glob("test-*")):
+        for name in ("grid.png", "report.md"):
+            if (mk / name).is_file():
+                target = dest / f"{mk.name}-{name}"
+                shutil.copy2(mk / name, target)
+                copied.append(target)
+    for log in sorted((run / "runs").glob("*/*/log.jsonl")):
+        method, budget = log.parent.parent.name, log.parent.name
+        for name in ("log.jsonl", "run.json"):
+            if (log.parent / name).is_file():
+                target = dest / "runs" / f"{method}-{budget}-{name}"
+                target.parent.mkdir(exist_ok=True)
+                shutil.copy2(log.parent / name, target)
+                copied.append(target)
+    return copied
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: python benchmarks/study/collect.py STUDY_FOLDER DEST")
+    for path in collect(Path(sys.argv[1]), Path(sys.argv[2])):
+        print(path)
