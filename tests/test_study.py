@@ -266,3 +266,24 @@ def test_variants_of_one_method_are_trained_apart_with_their_settings(tmp_path):
     assert set(rows) == {"telea", "conv-l1:channels=8", "conv-l1:channels=16"}
     assert rows["conv-l1:channels=8"]["metrics"]["psnr"]["value"] != rows["conv-l1:channels=16"]["metrics"]["psnr"]["value"]
     assert "| conv-l1:channels=16@3s |" in (out / "report.md").read_text()
+
+
+def test_sampling_variants_reuse_the_trained_model(tmp_path):
+    from zoo.study import candidates, run_label, sample_variant, split_variant
+
+    assert split_variant("dit-mca:attention=self/guidance=2") == ("dit-mca", {"attention": "self"})
+    assert sample_variant("dit-mca:attention=self/guidance=2/jump_n_sample=1") == {"guidance": "2", "jump_n_sample": "1"}
+    assert run_label("dit-mca:attention=self/guidance=2") == "dit-mca:attention=self"
+    assert candidates("dit-mca/num_steps=7") == [{}]  # the variant fixes what would be tuned
+    assert len(candidates("dit-mca/guidance=2")) == len(candidates("dit-mca")) > 1
+    out = tmp_path / "out"
+    res = _invoke(["study", "--data", "shapes", "--methods", "dit-mca/num_steps=3,dit-mca/num_steps=3/guidance=2", "--budget", "4s", "--masks", "box",
+                   "--no-tune", "--out", str(out), *FAST])
+    assert res.exit_code == 0, res.output
+    assert [p.name for p in (out / "runs").iterdir()] == ["dit-mca"]  # one model, trained once
+    rows = {r["method"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
+    base, guided = rows["dit-mca/num_steps=3"], rows["dit-mca/num_steps=3/guidance=2"]
+    assert guided["nfe"] == 2 * base["nfe"]  # classifier-free guidance: two network calls per step
+    assert guided["metrics"]["psnr"]["value"] != base["metrics"]["psnr"]["value"]
+    res = _invoke(["study", "--data", "shapes", "--methods", "dit-mca/guidance=abc", "--budget", "4s", "--out", str(tmp_path / "x"), *FAST])
+    assert res.exit_code == 2 and "--methods 'dit-mca/guidance=abc'" in res.output

@@ -116,20 +116,43 @@ def parse_budgets(text: str) -> list[float]:
     return out
 
 
-def split_variant(label: str) -> tuple[str, dict[str, str]]:
-    """``dit-mca:attention=self:window=4`` -> ("dit-mca", {"attention": "self", "window": "4"}):
-    a method name, then config overrides separated by ``:``, for a study of one method's
-    variants (a learned method is trained with them, a classical one samples with them)."""
-    name, *parts = str(label).split(":")
-    overrides: dict[str, str] = {}
+VARIANT_HELP = "a variant is METHOD[:key=value...][/key=value...], e.g. dit-mca:attention=self or dit-mca/guidance=2"
+
+
+def _pairs(label: str, parts: list[str], seen: dict[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
     for part in parts:
         key, sep, value = part.partition("=")
         if not sep or not key.strip() or not value.strip():
-            raise ZooError(f"--methods {label!r}: a variant is METHOD:key=value[:key=value...], e.g. dit-mca:attention=self")
-        if key.strip() in overrides:
+            raise ZooError(f"--methods {label!r}: {VARIANT_HELP}")
+        if key.strip() in out or key.strip() in seen:
             raise ZooError(f"--methods {label!r}: {key.strip()} is set twice")
-        overrides[key.strip()] = value.strip()
-    return name.strip(), overrides
+        out[key.strip()] = value.strip()
+    return out
+
+
+def split_variant(label: str) -> tuple[str, dict[str, str]]:
+    """``dit-mca:attention=self:window=4`` -> ("dit-mca", {"attention": "self", "window": "4"}):
+    a method name, then config values separated by ``:``, for a study of one method's
+    variants (a learned method is trained with them, a classical one samples with them).
+    Sampling values after ``/`` (:func:`sample_variant`) are not part of it."""
+    train_part = str(label).split("/", 1)[0]
+    name, *parts = train_part.split(":")
+    return name.strip(), _pairs(label, parts, {})
+
+
+def sample_variant(label: str) -> dict[str, str]:
+    """``dit-mca:attention=self/guidance=2/jump_n_sample=1`` -> {"guidance": "2", "jump_n_sample":
+    "1"}: values the method samples with; the trained model is the one of the part before
+    ``/`` (:func:`run_label`), so sampling variants of one model cost no training."""
+    if "/" not in str(label):
+        return {}
+    return _pairs(label, str(label).split("/")[1:], split_variant(label)[1])
+
+
+def run_label(label: str) -> str:
+    """The part of a label that decides the trained model: ``dit-mca/guidance=2`` -> ``dit-mca``."""
+    return str(label).split("/", 1)[0]
 
 
 def parse_methods(text: str) -> list[str]:
@@ -181,6 +204,7 @@ def check_settings(s: StudySettings) -> StudySettings:
     manager = get_manager()
     for label in s.methods:
         name, overrides = split_variant(label)
+        overrides = {**overrides, **sample_variant(label)}
         spec = manager.method(name)
         if spec.needs_training and s.preset not in spec.presets:
             raise ZooError(f"method {name!r} has no preset {s.preset!r}; its presets: {', '.join(spec.presets)} (choose one with --preset, or leave {name} out)")
@@ -218,7 +242,7 @@ def run_dir(out: Path, method: str, seconds: float) -> Path:
     """STUDY/runs/<method or variant label as a folder name>/<budget>."""
     from zoo.report import safe_label
 
-    return out / "runs" / safe_label(method) / budget_label(seconds)
+    return out / "runs" / safe_label(run_label(method)) / budget_label(seconds)
 
 
 def _resolution(spec: Any, s: StudySettings) -> dict[str, str]:
@@ -305,7 +329,13 @@ def candidates(method: str) -> list[dict[str, str]]:
     """The method's tunable sampling settings as ``--set`` strings ([{}]: nothing to tune)."""
     from zoo.plugins import get_manager
 
-    found = [{k: _as_set_value(v) for k, v in c.items()} for c in get_manager().method(split_variant(method)[0]).tunable]
+    fixed = sample_variant(method)  # a sampling variant's own values are not tuned
+    found = []
+    for c in get_manager().method(split_variant(method)[0]).tunable:
+        cand = {k: _as_set_value(v) for k, v in c.items() if k not in fixed}
+        if cand not in found:
+            found.append(cand)
+    found = [c for c in found if c]
     return found or [{}]
 
 
@@ -379,7 +409,8 @@ def _entry(method: str, seconds: float | None, checkpoint: Path | None, settings
     from zoo.compare import Entry
 
     name, variant = split_variant(method)
-    overrides = dict(settings) if checkpoint is not None else {**variant, **settings}
+    fixed = sample_variant(method)
+    overrides = {**fixed, **settings} if checkpoint is not None else {**variant, **fixed, **settings}
     return Entry(entry_label(method, seconds, settings), name, checkpoint, overrides)
 
 

@@ -255,7 +255,7 @@ def _plot_losses(path: Path, out: Path, rows: list[dict[str, Any]]) -> str | Non
 
     runs: dict[str, list[tuple[str, Path]]] = {}
     for r in rows:
-        log = out / "runs" / safe_label(r["method"]) / str(r["budget"]) / "log.jsonl"
+        log = out / "runs" / safe_label(r["method"].split("/", 1)[0]) / str(r["budget"]) / "log.jsonl"
         if r["budget_s"] is not None and log.is_file():
             runs.setdefault(r["method"], [])
             item = (r["budget"], log)

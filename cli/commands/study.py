@@ -8,7 +8,8 @@ import click
 @click.command("study")
 @click.option("--data", required=True, help="A folder of images (split by source image), a prepared folder, or a dataset name such as shapes.")
 @click.option("--methods", default="all", show_default=True, help="'all' (every method in `zoo list`) or m1,m2; a variant METHOD:key=value[:key=value] trains the method with those config "
-              "values (e.g. dit-mca:attention=self, to compare variants of one method); telea, the reference, is always added.")
+              "values (e.g. dit-mca:attention=self, to compare variants of one method), and /key=value samples a trained model with other "
+              "values (dit-mca/guidance=2: the dit-mca model, no second training); telea, the reference, is always added.")
 @click.option("--budget", "budgets", required=True, help="Training wall-clock budget per learned method, e.g. 15m, or several: 5m,15m,45m.")
 @click.option("--budget-clock", type=click.Choice(["wall", "cpu"]), default="wall", show_default=True,
               help="What a budget counts: wall-clock seconds, or the CPU seconds of each training process (with OMP_NUM_THREADS=1: CPU-minutes, "
