@@ -147,7 +147,7 @@ def test_a_plain_folder_is_split_by_source_file(tmp_path):
     (["--masks", "nosuch"], "unknown mask kind 'nosuch'"),
     (["--preset", "nosuch"], "has no preset 'nosuch'"),
     (["--methods", "telea,nosuch:channels=8"], "unknown method 'nosuch'"),
-    (["--methods", "telea,conv-l1:channels"], "a variant is METHOD:key=value"),
+    (["--methods", "telea,conv-l1:channels"], "a variant is METHOD[:key=value...]"),
     (["--methods", "telea,conv-l1:nosuch=1"], "--methods 'conv-l1:nosuch=1': unknown config key"),
     (["--methods", "telea,conv-l1:channels=abc"], "--methods 'conv-l1:channels=abc'"),
 ])
