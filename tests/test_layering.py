@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("building blocks", ("zoo.data", "zoo.masks", "zoo.metrics", "zoo.diffusion", "zoo.layers")),
     ("checkpoints, provenance, the sample contract, the core plugin", ("zoo.checkpoint", "zoo.provenance", "zoo.inpaint", "zoo.builtins")),
     ("training engine", ("zoo.train",)),
-    ("drivers", ("zoo.runner", "zoo.sampling", "zoo.compare", "zoo.report", "zoo.worker", "zoo.testing", "zoo.scaffold", "zoo.fetch", "zoo.bench", "zoo.study", "zoo.study_report", "zoo.demo", "zoo.shard", "zoo.serve")),
+    ("drivers", ("zoo.runner", "zoo.sampling", "zoo.compare", "zoo.report", "zoo.worker", "zoo.testing", "zoo.scaffold", "zoo.fetch", "zoo.bench", "zoo.study", "zoo.study_args", "zoo.study_report", "zoo.demo", "zoo.shard", "zoo.serve")),
 ]
 
 

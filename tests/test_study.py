@@ -269,7 +269,8 @@ def test_variants_of_one_method_are_trained_apart_with_their_settings(tmp_path):
 
 
 def test_sampling_variants_reuse_the_trained_model(tmp_path):
-    from zoo.study import candidates, run_label, sample_variant, split_variant
+    from zoo.study import candidates
+    from zoo.study_args import run_label, sample_variant, split_variant
 
     assert split_variant("dit-mca:attention=self/guidance=2") == ("dit-mca", {"attention": "self"})
     assert sample_variant("dit-mca:attention=self/guidance=2/jump_n_sample=1") == {"guidance": "2", "jump_n_sample": "1"}

@@ -35,7 +35,8 @@ def study_cmd(data, methods, budgets, budget_clock, masks, resolution, eval_coun
 
     from tqdm.auto import tqdm
 
-    from zoo.study import StudySettings, parse_budgets, parse_masks, parse_methods, run_study
+    from zoo.study import StudySettings, run_study
+    from zoo.study_args import parse_budgets, parse_masks, parse_methods
 
     command = ["zoo", "study", "--data", data, "--methods", methods, "--budget", budgets] + (["--budget-clock", budget_clock] if budget_clock != "wall" else []) + ["--masks", masks, "--resolution", str(resolution),
                "--eval-count", str(eval_count), "--val-count", str(val_count), "--preset", preset, "--seed", str(seed), "--device", device,
