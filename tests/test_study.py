@@ -266,6 +266,18 @@ def test_variants_of_one_method_are_trained_apart_with_their_settings(tmp_path):
     assert set(rows) == {"telea", "conv-l1:channels=8", "conv-l1:channels=16"}
     assert rows["conv-l1:channels=8"]["metrics"]["psnr"]["value"] != rows["conv-l1:channels=16"]["metrics"]["psnr"]["value"]
     assert "| conv-l1:channels=16@3s |" in (out / "report.md").read_text()
+    # --report-only: the finished parts only; a method or budget not run is listed, not trained
+    res = _invoke(["study", "--data", "shapes", "--methods", "conv-l1:channels=8,conv-l1:channels=16,lama", "--budget", "3s,6s",
+                   "--masks", "box", "--report-only", "--out", str(out), *FAST])
+    assert res.exit_code == 0, res.output
+    assert not (out / "runs" / "lama").exists() and not (out / "runs" / "conv-l1_channels_8" / "6s").exists()
+    doc = json.loads((out / "results.json").read_text())
+    assert {r["label"].split("[")[0] for r in doc["rows"]} == {"telea", "conv-l1:channels=8@3s", "conv-l1:channels=16@3s"}
+    state = {x["label"]: x["eval"] for x in doc["status"]}
+    assert state["lama@6s"] == "not finished" and state["conv-l1:channels=8@3s"] == "finished"
+    res = _invoke(["study", "--data", "shapes", "--methods", "lama", "--budget", "3s", "--masks", "lama-thick", "--report-only",
+                   "--out", str(out), *FAST])
+    assert res.exit_code == 2 and "no finished part" in res.output
 
 
 def test_sampling_variants_reuse_the_trained_model(tmp_path):

@@ -78,6 +78,7 @@ class StudySettings:
     min_test: int = MIN_TEST
     bootstrap: int = 0  # resamples for an interval of set-level metrics; 0: none (a percentile bootstrap of swd is biased upward)
     budget_clock: str = "wall"  # what a budget counts: wall-clock seconds, or cpu seconds of the training process (zoo.train.budget)
+    report_only: bool = False  # write the report from the finished parts only: train and sample nothing
     tune: bool = True  # False: each method's first tunable candidate (its cheapest), no validation sampling
     splits: dict[str, str] = field(default_factory=dict)  # split -> what open_data reads
     split_kind: str = ""
@@ -352,6 +353,26 @@ def run_cell(s: StudySettings, method: str, seconds: float | None, checkpoint: P
     return record, "computed"
 
 
+def finished_cell(s: StudySettings, out: Path, method: str, seconds: float | None, mask: str) -> dict[str, Any] | None:
+    """A cell's result file if it was written for these settings (and, for a learned method,
+    for the checkpoint now in its run folder); else None. Reads only."""
+    from zoo.fsutil import file_sha256
+    from zoo.runner import MODEL_FILE
+
+    done = _read_json(result_file(out, method, seconds, mask))
+    if done is None:
+        return None
+    key = dict(done.get("key") or {})
+    sha = key.pop("checkpoint_sha256", None)
+    if key != {**s.key(), "method": method, "budget_s": seconds, "mask": mask, "metrics": metric_names()}:
+        return None
+    if seconds is not None:
+        model = run_dir(out, method, seconds) / MODEL_FILE
+        if not model.is_file() or file_sha256(model) != sha:
+            return None
+    return done
+
+
 # --------------------------------------------------------------------------------------
 # the whole study
 # --------------------------------------------------------------------------------------
@@ -414,9 +435,15 @@ def _run(s: StudySettings, out: Path, progress: bool, say: Callable[[str], None]
     records: list[dict[str, Any]] = []
     status: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    bar = tqdm(tasks, desc="study", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(tasks, desc="study", disable=not progress or s.report_only, dynamic_ncols=True)
     for method, seconds in bar:
         bar.set_postfix_str(entry_label(method, seconds, {}))
+        if s.report_only:
+            found = [r for r in (finished_cell(s, out, method, seconds, mk) for mk in s.masks) if r is not None]
+            records += found
+            state = "finished" if len(found) == len(s.masks) else f"{len(found)} of {len(s.masks)} mask kinds" if found else "not finished"
+            status.append({"label": entry_label(method, seconds, {}), "train": None, "eval": state})
+            continue
         ckpt, info = None, {}
         if seconds is not None:
             ckpt, info = train_one(s, method, seconds, run_dir(out, method, seconds), progress, say)
@@ -427,6 +454,8 @@ def _run(s: StudySettings, out: Path, progress: bool, say: Callable[[str], None]
             hows.append(how)
         status.append({"label": entry_label(method, seconds, {}), "train": info.get("how"), "eval": "cached" if set(hows) == {"cached"} else "computed"})
     bar.close()
+    if s.report_only and not records:
+        raise ZooError(f"--report-only: {out} holds no finished part of this study yet (nothing to report)")
     doc = write_results(s, out, records, status, metric_names(), command, round(time.perf_counter() - t0, 1))
     say(f"wrote {out}/report.md, results.json, results.csv, per_image.csv" + (", quality_vs_budget.png" if len(s.budgets) > 1 else ""))
     return doc

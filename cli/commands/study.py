@@ -24,9 +24,11 @@ import click
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda[:N], mps or auto.")
 @click.option("--select-metric", default="psnr", show_default=True, help="Metric that chooses the tunable sampling settings on the validation split.")
 @click.option("--out", "out_dir", required=True, help="Study folder (rerun the same command to resume; finished parts are skipped).")
+@click.option("--report-only", is_flag=True, help="Write the report from the parts already finished in --out; train and sample nothing "
+              "(e.g. while the study still runs in another process).")
 @click.option("--no-tune", is_flag=True, help="Skip the validation choice: each method samples with the first (cheapest) of its tunable settings.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
-def study_cmd(data, methods, budgets, budget_clock, masks, resolution, eval_count, val_count, preset, batch_size, seed, device, select_metric, out_dir, no_tune, no_progress) -> None:
+def study_cmd(data, methods, budgets, budget_clock, masks, resolution, eval_count, val_count, preset, batch_size, seed, device, select_metric, out_dir, report_only, no_tune, no_progress) -> None:
     """Train every listed method under the same wall-clock budget on the same data and seed,
     choose its sampling settings on a validation split, and report a disjoint test split:
     mean and 95 % CI per metric, the paired difference against telea, network calls and
@@ -43,7 +45,7 @@ def study_cmd(data, methods, budgets, budget_clock, masks, resolution, eval_coun
                "--select-metric", select_metric, "--out", out_dir] + (["--batch-size", str(batch_size)] if batch_size else []) + (["--no-tune"] if no_tune else [])
     settings = StudySettings(data=data, methods=parse_methods(methods), budgets=parse_budgets(budgets), masks=parse_masks(masks),
                              resolution=resolution, eval_count=eval_count, val_count=val_count, preset=preset, seed=seed,
-                             batch_size=batch_size, device=device, select_metric=select_metric, tune=not no_tune, budget_clock=budget_clock)
+                             batch_size=batch_size, device=device, select_metric=select_metric, tune=not no_tune, budget_clock=budget_clock, report_only=report_only)
     run_study(settings, out_dir, progress=not no_progress, say=lambda line: tqdm.write(line, file=sys.stderr), command=command)
 
 
