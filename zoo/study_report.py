@@ -239,7 +239,8 @@ def _plot_budgets(path: Path, rows: list[dict[str, Any]], s: Any) -> str | None:
         ax.set_xlabel("training budget (minutes, log scale)")
         ax.set_ylabel("test PSNR (dB), 95 % CI")
         ax.set_title(f"{mk} masks, {s.resolution} px")
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
@@ -293,7 +294,8 @@ def _plot_losses(path: Path, out: Path, rows: list[dict[str, Any]]) -> str | Non
         ax.set_title(method, fontsize=9)
         ax.set_xlabel("step")
         ax.set_ylabel("training loss (moving average)")
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(runs):]:
         ax.axis("off")
     fig.tight_layout()
