@@ -167,8 +167,10 @@ def test_score_and_checkpoint_round_trip(tmp_path):
     b = sample(loaded, cfg2, x, holes, torch.Generator().manual_seed(0))
     assert torch.equal(a.images, b.images)
     s = score(loaded, cfg2, x, holes)
-    assert set(s) == {"tokenizer_psnr", "hole_token_accuracy", "hole_token_nll"}
+    assert set(s) == {"tokenizer_psnr", "tokenizer_ceiling_psnr", "hole_token_accuracy", "hole_token_nll"}
     assert 0 <= s["hole_token_accuracy"] <= 1 and s["hole_token_nll"] > 0 and s["tokenizer_psnr"] > 0
+    # composited: the known pixels are exact, so the ceiling is above the whole-image PSNR
+    assert s["tokenizer_ceiling_psnr"] > s["tokenizer_psnr"]
 
 
 @pytest.mark.parametrize("override,message", [

@@ -44,7 +44,7 @@ def test_cli_one_command_trains_both_stages_then_sample_and_score(cli, tmp_path,
             "--out", tmp_path / "score", "--json")
     assert r.exit_code == 0, r.output
     found = json.loads(r.output[r.output.index("{"):])["method_scores"]
-    assert set(found) == {"maskgit/tokenizer_psnr", "maskgit/hole_token_accuracy", "maskgit/hole_token_nll"}
+    assert set(found) == {"maskgit/tokenizer_psnr", "maskgit/tokenizer_ceiling_psnr", "maskgit/hole_token_accuracy", "maskgit/hole_token_nll"}
 
 
 def test_stage_by_stage_and_resume(cli, tmp_path):

@@ -107,7 +107,7 @@ def summarize(records: list[dict[str, Any]], names: list[str]) -> list[dict[str,
                      "settings": r["settings"], "metrics": {n: {k: metrics[n].get(k) for k in ("value", "ci_low", "ci_high", "n", "higher_is_better")}
                                                              for n in names if n in metrics},
                      key: diffs, key + "_by_photo": by_photo, "nfe": r["nfe"], "seconds_per_image": r["seconds_per_image"],
-                     "cpu_seconds_per_image": r.get("cpu_seconds_per_image"),
+                     "cpu_seconds_per_image": r.get("cpu_seconds_per_image"), "method_scores": r.get("method_scores") or {},
                      "train_steps": r["train"].get("step"), "train_seconds": r["train"].get("seconds"), "tuning": r["tuning"]})
     return rows
 
@@ -373,6 +373,16 @@ def _markdown(s: Any, rows: list[dict[str, Any]], names: list[str], status: list
                 mark = "chosen" if t["settings"] == r["settings"] else (t.get("skipped") or "")
                 lines.append(f"| {r['label'].split('[')[0]} | {r['mask']} | {', '.join(f'{k}={v}' for k, v in sorted(t['settings'].items()))} | "
                              f"{_cell(t) if t.get('value') is not None else 'n/a'} | {_fmt(t.get('nfe'), 3)} | {mark} |")
+        lines.append("")
+    scored = [r for r in rows if r.get("method_scores")]
+    if scored:
+        lines += ["## The methods' own scores", "", "What each plugin's `zoo_score` hook reports on the test images (mean over images), "
+                  "e.g. MaskGIT's `tokenizer_ceiling_psnr` (the ground truth's own tokens decoded into the hole: the most its "
+                  "transformer could reach, to read beside its psnr) and DiT-MCA's valid fraction of tokens after each block.", "",
+                  "| method | mask | scores |", "|---|---|---|"]
+        for r in scored:
+            vals = ", ".join(f"`{k.split('/', 1)[-1]}` {_fmt(float(v), 4)}" for k, v in sorted(r["method_scores"].items()))
+            lines.append(f"| {r['label'].split('[')[0]} | {r['mask']} | {vals} |")
         lines.append("")
     if plot:
         lines += ["## Quality against budget", "", f"![test PSNR against training budget]({plot})", ""]

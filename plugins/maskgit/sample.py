@@ -120,8 +120,10 @@ def sample(model: MaskGIT, cfg: MaskGITConfig, images: torch.Tensor, masks: torc
 @torch.no_grad()
 def score(model: MaskGIT, cfg: MaskGITConfig, images: torch.Tensor, masks: torch.Tensor) -> dict[str, float] | None:
     """Token accuracy and NLL of the hole tokens in one transformer pass with every hole token
-    masked (targets: the tokens of the ground truth), and the tokenizer's PSNR over the whole
-    image (the ceiling of any token method)."""
+    masked (targets: the tokens of the ground truth), the tokenizer's PSNR over the whole
+    image, and ``tokenizer_ceiling_psnr``: the PSNR of the ground truth's own tokens decoded
+    into the hole and composited (what a perfect transformer would score; the ceiling of the
+    method on this hole, comparable with a study's psnr column)."""
     f = model.factor
     h, w = images.shape[-2:]
     x, ph, pw = pad_to(images, f)
@@ -131,6 +133,11 @@ def score(model: MaskGIT, cfg: MaskGITConfig, images: torch.Tensor, masks: torch
     rec = model.decode_tokens(target.view(-1, *grid))[..., :h, :w].clamp(-1, 1)
     mse = ((rec - images) / 2).pow(2).flatten(1).mean(1).clamp_min(1e-10)  # in [0, 1] units
     out = {"tokenizer_psnr": float((10 * torch.log10(1 / mse)).mean())}
+    # the ceiling on the inpainting task itself: the ground truth's own tokens decoded into the
+    # hole and composited, scored like an output (whole-image PSNR, mean over images)
+    filled = images * (1 - masks) + rec * masks
+    mse_c = ((filled - images) / 2).pow(2).flatten(1).mean(1).clamp_min(1e-10)
+    out["tokenizer_ceiling_psnr"] = float((10 * torch.log10(1 / mse_c)).mean())
     known_tokens = model.encode_tokens(x * (1 - m)).flatten(1)
     hole = token_holes(m, f, cfg.hole_margin).flatten(1)
     if hole.any():
