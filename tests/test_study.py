@@ -251,6 +251,8 @@ def test_budget_needed_extrapolates_the_last_two_budgets_on_a_log_scale():
     assert found["slow"]["needed"].endswith(" h") and abs(float(found["slow"]["needed"][:-2]) - 900 * 81 / 3600) < 0.06
     assert abs(found["slow"]["per_doubling"] - 2 * math.log(2) / math.log(3)) < 1e-12
     assert found["flat"]["needed"] == "not improving"
+    nearly = budget_needed([row("telea", None, 30.0), row("crawl", 300, 20.0), row("crawl", 900, 20.1)])
+    assert nearly[0]["needed"] == "over 1000 x 15m (nearly flat)"
 
 
 def test_variants_of_one_method_are_trained_apart_with_their_settings(tmp_path):

@@ -128,7 +128,9 @@ def budget_needed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             (b1, p1), (b2, p2) = ((r["budget_s"], r["metrics"]["psnr"]["value"]) for r in mine[-2:])
             slope = (p2 - p1) / math.log(b2 / b1)  # dB per e-fold of budget
             needed = "not improving"
-            if slope > 0 and (target - p2) / slope < 50:  # beyond e^50 times the budget: not a number worth printing
+            if slope > 0 and (target - p2) / slope > math.log(1000):  # the line is nearly flat: no number worth printing
+                needed = f"over 1000 x {budget_label(b2)} (nearly flat)"
+            elif slope > 0:
                 seconds = b2 * math.exp((target - p2) / slope)
                 needed = f"{seconds / 3600:.3g} h" if seconds >= 3600 else f"{seconds / 60:.3g} min"
             out.append({"method": method, "mask": mk, "budgets": [budget_label(b1), budget_label(b2)], "psnr": [p1, p2], "reference": target,
@@ -249,9 +251,10 @@ def _plot_budgets(path: Path, rows: list[dict[str, Any]], s: Any) -> str | None:
 
 
 def _plot_losses(path: Path, out: Path, rows: list[dict[str, Any]]) -> str | None:
-    """The training loss (``loss`` of RUN/log.jsonl, a moving average over 5 % of the steps)
-    against the step, one panel per learned method, one line per budget. For a two-stage
-    method the log is its last stage's (the denoiser or transformer)."""
+    """The training loss (``loss`` of RUN/log.jsonl, or ``l1_hole`` for a GAN that logs its
+    terms apart; a moving average over 5 % of the steps) against the step, one panel per
+    learned method, one line per budget. For a two-stage method the log is its last stage's
+    (the denoiser or transformer)."""
     from zoo.report import safe_label
 
     runs: dict[str, list[tuple[str, Path]]] = {}
@@ -276,15 +279,17 @@ def _plot_losses(path: Path, out: Path, rows: list[dict[str, Any]]) -> str | Non
     rows_n = math.ceil(len(runs) / cols)
     fig, axes = plt.subplots(rows_n, cols, figsize=(4.0 * cols, 3.0 * rows_n), dpi=100, squeeze=False)
     for ax, (method, items) in zip(axes.flat, runs.items()):
+        key = "loss"
         for label, log in items:
-            points = []
+            recs = []
             for line in log.read_text().splitlines():
                 try:
-                    rec = json.loads(line)
+                    recs.append(json.loads(line))
                 except json.JSONDecodeError:
                     continue
-                if isinstance(rec.get("loss"), (int, float)) and math.isfinite(rec["loss"]) and "step" in rec:
-                    points.append((rec["step"], rec["loss"]))
+            # a GAN logs its generator and discriminator terms apart: its masked L1 on the hole instead
+            key = "loss" if any("loss" in r for r in recs) else "l1_hole"
+            points = [(r["step"], r[key]) for r in recs if isinstance(r.get(key), (int, float)) and math.isfinite(r[key]) and "step" in r]
             if len(points) < 2:
                 continue
             steps, loss = np.array(points).T
@@ -293,7 +298,7 @@ def _plot_losses(path: Path, out: Path, rows: list[dict[str, Any]]) -> str | Non
             ax.plot(steps[k - 1 :], smooth, label=f"{label} ({int(steps[-1])} steps)")
         ax.set_title(method, fontsize=9)
         ax.set_xlabel("step")
-        ax.set_ylabel("training loss (moving average)")
+        ax.set_ylabel(f"training {key} (moving average)")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(runs):]:
