@@ -27,13 +27,14 @@ def collect(run: Path, dest: Path) -> list[Path]:
                 target = dest / f"{mk.name}-{name}"
                 shutil.copy2(mk / name, target)
                 copied.append(target)
-    for log in sorted((run / "runs").glob("*/*/log.jsonl")):
-        method, budget = log.parent.parent.name, log.parent.name
-        for name in ("log.jsonl", "run.json"):
-            if (log.parent / name).is_file():
-                target = dest / "runs" / f"{method}-{budget}-{name}"
+    for folder in sorted(p for p in (run / "runs").glob("*/*") if p.is_dir()):
+        method, budget = folder.parent.name, folder.name
+        for path in [folder / "run.json", folder / "stages.json", *sorted(folder.glob("log.jsonl")), *sorted(folder.glob("*/log.jsonl"))]:
+            if path.is_file():  # a two-stage method logs each stage in its own folder
+                stage = "" if path.parent == folder else f"{path.parent.name}-"
+                target = dest / "runs" / f"{method}-{budget}-{stage}{path.name}"
                 target.parent.mkdir(exist_ok=True)
-                shutil.copy2(log.parent / name, target)
+                shutil.copy2(path, target)
                 copied.append(target)
     return copied
 
