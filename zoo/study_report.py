@@ -274,6 +274,7 @@ def _plot_losses(path: Path, out: Path, rows: list[dict[str, Any]]) -> str | Non
     import numpy as np
 
     from zoo.fsutil import atomic_path
+    from zoo.train.watch import read_log
 
     cols = min(4, len(runs))
     rows_n = math.ceil(len(runs) / cols)
@@ -281,12 +282,7 @@ def _plot_losses(path: Path, out: Path, rows: list[dict[str, Any]]) -> str | Non
     for ax, (method, items) in zip(axes.flat, runs.items()):
         key = "loss"
         for label, log in items:
-            recs = []
-            for line in log.read_text().splitlines():
-                try:
-                    recs.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
+            recs = read_log(log.parent)
             # a GAN logs its generator and discriminator terms apart: its masked L1 on the hole instead
             key = "loss" if any("loss" in r for r in recs) else "l1_hole"
             points = [(r["step"], r[key]) for r in recs if isinstance(r.get(key), (int, float)) and math.isfinite(r[key]) and "step" in r]
