@@ -258,11 +258,12 @@ def test_budget_needed_extrapolates_the_last_two_budgets_on_a_log_scale():
 def test_variants_of_one_method_are_trained_apart_with_their_settings(tmp_path):
     out = tmp_path / "out"
     res = _invoke(["study", "--data", "shapes", "--methods", "conv-l1:channels=8,conv-l1:channels=16", "--budget", "3s",
-                   "--masks", "box", "--out", str(out), *FAST])
+                   "--budget-clock", "cpu", "--masks", "box", "--out", str(out), *FAST])
     assert res.exit_code == 0, res.output
     for label, width in (("conv-l1:channels=8", 8), ("conv-l1:channels=16", 16)):
         run = json.loads((out / "runs" / label.replace(":", "_").replace("=", "_") / "3s" / "run.json").read_text())
         assert run["config"]["channels"] == width and run["config"]["resolution"] == 32
+        assert run["budget"]["clock"] == "cpu" and run["command"][run["command"].index("--budget-clock") + 1] == "cpu"
         assert ["--set", f"channels={width}"] == run["command"][run["command"].index(f"channels={width}") - 1 :][:2]
     rows = {r["method"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
     assert set(rows) == {"telea", "conv-l1:channels=8", "conv-l1:channels=16"}
@@ -270,16 +271,20 @@ def test_variants_of_one_method_are_trained_apart_with_their_settings(tmp_path):
     assert "| conv-l1:channels=16@3s |" in (out / "report.md").read_text()
     # --report-only: the finished parts only; a method or budget not run is listed, not trained
     res = _invoke(["study", "--data", "shapes", "--methods", "conv-l1:channels=8,conv-l1:channels=16,lama", "--budget", "3s,6s",
-                   "--masks", "box", "--report-only", "--out", str(out), *FAST])
+                   "--budget-clock", "cpu", "--masks", "box", "--report-only", "--out", str(out), *FAST])
     assert res.exit_code == 0, res.output
     assert not (out / "runs" / "lama").exists() and not (out / "runs" / "conv-l1_channels_8" / "6s").exists()
     doc = json.loads((out / "results.json").read_text())
     assert {r["label"].split("[")[0] for r in doc["rows"]} == {"telea", "conv-l1:channels=8@3s", "conv-l1:channels=16@3s"}
     state = {x["label"]: x["eval"] for x in doc["status"]}
     assert state["lama@6s"] == "not finished" and state["conv-l1:channels=8@3s"] == "finished"
-    res = _invoke(["study", "--data", "shapes", "--methods", "lama", "--budget", "3s", "--masks", "lama-thick", "--report-only",
-                   "--out", str(out), *FAST])
+    res = _invoke(["study", "--data", "shapes", "--methods", "lama", "--budget", "3s", "--budget-clock", "cpu", "--masks", "lama-thick",
+                   "--report-only", "--out", str(out), *FAST])
     assert res.exit_code == 2 and "no finished part" in res.output
+    # the same folder asked with the other clock: one line naming the setting that differs
+    res = _invoke(["study", "--data", "shapes", "--methods", "conv-l1:channels=8", "--budget", "3s", "--masks", "box", "--report-only",
+                   "--out", str(out), *FAST])
+    assert res.exit_code == 2 and "holds a study with budget_clock='cpu' (asked: None)" in res.output
 
 
 def test_sampling_variants_reuse_the_trained_model(tmp_path):

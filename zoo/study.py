@@ -391,7 +391,7 @@ def prepare_folder(s: StudySettings, out: Path) -> None:
     previous = _read_json(out / SETTINGS_FILE)
     if previous is not None and previous.get("key") != s.key():
         have, want = previous.get("key", {}), s.key()
-        diff = next((k for k in want if have.get(k) != want[k]), "settings")
+        diff = next(k for k in [*want, *have] if have.get(k) != want.get(k))  # a key one side lacks counts too
         raise ZooError(f"--out {out} holds a study with {diff}={have.get(diff)!r} (asked: {want.get(diff)!r}); use another --out or the same settings")
     if out.exists() and previous is None and any(not p.name.startswith(".") for p in out.iterdir()):  # hidden: e.g. zoo demo's mark
         raise ZooError(f"--out {out} exists, is not empty and holds no study; choose a new folder")
