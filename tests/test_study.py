@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -307,3 +308,53 @@ def test_sampling_variants_reuse_the_trained_model(tmp_path):
     assert guided["metrics"]["psnr"]["value"] != base["metrics"]["psnr"]["value"]
     res = _invoke(["study", "--data", "shapes", "--methods", "dit-mca/guidance=abc", "--budget", "4s", "--out", str(tmp_path / "x"), *FAST])
     assert res.exit_code == 2 and "--methods 'dit-mca/guidance=abc'" in res.output
+
+
+def test_an_interrupted_multi_stage_run_resumes_from_its_stage_checkpoint(tmp_path, monkeypatch):
+    """A two-stage method (maskgit) keeps its checkpoints in RUN/<stage>/checkpoints: a rerun
+    resumes it instead of deleting the run as if no checkpoint had been written."""
+    import zoo.runner
+    from zoo.study import StudySettings, train_one
+
+    run = tmp_path / "runs" / "maskgit" / "15m"
+    (run / "tokenizer").mkdir(parents=True)
+    (run / "tokenizer" / "stage.json").write_text(json.dumps({"stage": "tokenizer", "index": 0}))
+    ckpt = run / "tokenizer" / "checkpoints" / "step_0000004"
+    ckpt.mkdir(parents=True)
+    (ckpt / "state.safetensors").write_bytes(b"")
+    seen = {}
+
+    def fake_train(name, data, **kw):
+        seen.update(name=name, resume=kw["options"].resume)
+        raise KeyboardInterrupt  # stop here: only the choice matters
+
+    monkeypatch.setattr(zoo.runner, "train", fake_train)
+    s = StudySettings(data="shapes", methods=["maskgit"], budgets=[900.0], masks=["lama-medium"], splits={"train": "shapes"})
+    with pytest.raises(KeyboardInterrupt):
+        train_one(s, "maskgit", 900.0, run, progress=False, say=lambda _: None)
+    assert seen == {"name": "maskgit", "resume": str(run)} and ckpt.is_dir()
+    shutil.rmtree(ckpt)  # no checkpoint anywhere: the run starts again from nothing
+    with pytest.raises(KeyboardInterrupt):
+        train_one(s, "maskgit", 900.0, run, progress=False, say=lambda _: None)
+    assert seen["resume"] is None and not run.exists()
+
+
+def test_a_failure_in_an_existing_study_folder_removes_nothing(tmp_path, monkeypatch):
+    """Only a new study folder is cleaned up after a failure; in an existing one (which other
+    processes may be filling) a failure touches no file, and nothing walks the folder first."""
+    import zoo.study
+
+    out = tmp_path / "s"
+    res = _invoke(["study", "--data", "shapes", "--methods", "telea", "--budget", "5s", "--out", str(out), *FAST])
+    assert res.exit_code == 0, res.output
+    stray = out / "runs" / "other" / "5m" / "partial.txt"  # e.g. another process's unfinished run
+    stray.parent.mkdir(parents=True)
+    stray.write_text("x")
+    import zoo.fsutil
+
+    monkeypatch.setattr(zoo.study, "_run", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    monkeypatch.setattr(zoo.fsutil, "removed_on_failure", lambda *a, **k: pytest.fail("an existing study folder was walked"))
+    with pytest.raises(RuntimeError):
+        zoo.study.run_study(zoo.study.StudySettings(data="shapes", methods=["telea"], budgets=[5.0], masks=["lama-medium"],
+                                                    resolution=32, eval_count=20, val_count=5, preset="tiny"), out)
+    assert stray.is_file() and (out / "results.json").is_file()

@@ -141,6 +141,15 @@ def check_output_file(out: str | os.PathLike, inputs: dict[str, str | os.PathLik
     return out
 
 
+def _tree(folder: Path) -> set[Path]:
+    """Every file and folder under ``folder``; one that another process removes meanwhile is
+    skipped instead of failing the walk (``Path.rglob`` raises on it)."""
+    found: set[Path] = set()
+    for root, dirs, files in os.walk(folder):
+        found.update(Path(root) / n for n in (*dirs, *files))
+    return found
+
+
 @contextlib.contextmanager
 def removed_on_failure(*paths: str | os.PathLike, keep: Callable[[], bool] | None = None) -> Iterator[None]:
     """On an exception (not Ctrl-C), remove what the block created: a folder of ``paths``
@@ -152,7 +161,7 @@ def removed_on_failure(*paths: str | os.PathLike, keep: Callable[[], bool] | Non
     snapshot: dict[Path, set[Path] | None] = {}
     made: dict[Path, Path] = {}  # a path that did not exist -> its highest folder that did not either (made on the way)
     for p in map(Path, paths):
-        snapshot[p] = {f for f in p.rglob("*")} if p.is_dir() else (None if not p.exists() else set())
+        snapshot[p] = _tree(p) if p.is_dir() else (None if not p.exists() else set())
         if snapshot[p] is None:
             top = p
             while top.parent != top and not top.parent.exists():
@@ -177,7 +186,7 @@ def removed_on_failure(*paths: str | os.PathLike, keep: Callable[[], bool] | Non
                     except OSError:
                         break
             elif p.is_dir():
-                for f in sorted(p.rglob("*"), key=lambda x: len(x.parts), reverse=True):
+                for f in sorted(_tree(p), key=lambda x: len(x.parts), reverse=True):
                     if f not in before:
                         (shutil.rmtree(f, ignore_errors=True) if f.is_dir() else f.unlink(missing_ok=True))
         raise

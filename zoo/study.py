@@ -175,7 +175,7 @@ def train_one(s: StudySettings, method: str, seconds: float, run: Path, progress
     from zoo.plugins import get_manager
     from zoo.runner import MODEL_FILE, train
     from zoo.train import TrainOptions
-    from zoo.train.state import list_checkpoints
+    from zoo.train.state import run_checkpoints
 
     model = run / MODEL_FILE
     info_file = run / "study.train.json"
@@ -184,7 +184,7 @@ def train_one(s: StudySettings, method: str, seconds: float, run: Path, progress
         return model, {**info, "how": "cached"}
     resume = None
     if run.exists():
-        if list_checkpoints(run):
+        if run_checkpoints(run):  # a multi-stage run keeps them in RUN/<stage>/checkpoints
             resume = str(run)
         else:
             shutil.rmtree(run)  # interrupted before its first checkpoint: start again
@@ -413,8 +413,9 @@ def run_study(s: StudySettings, out_dir: str | Path, progress: bool = True, say:
 
     check_settings(s)
     out = Path(out_dir)
-    # a failure (not Ctrl-C) before any run or result exists leaves nothing behind; after
-    # that, the folder is what a rerun resumes from
+    if (out / SETTINGS_FILE).is_file():  # an earlier study: the folder is what a rerun resumes from, whatever fails
+        return _run(s, out, progress, say, command)
+    # a new study: a failure (not Ctrl-C) before any run or result exists leaves nothing behind
     with removed_on_failure(out, keep=lambda: any(p.is_file() for d in ("runs", "results") for p in (out / d).rglob("*"))):
         return _run(s, out, progress, say, command)
 

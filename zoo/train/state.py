@@ -170,6 +170,17 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.name)
 
 
+def run_checkpoints(run_dir: Path) -> list[Path]:
+    """The checkpoints a resume of ``run_dir`` chooses from: its own, or for a multi-stage
+    run those of its last stage that has any (``RUN/<stage>/checkpoints``); oldest first."""
+    ckpts = list_checkpoints(run_dir)
+    for stage in reversed(stage_dirs(run_dir) if not ckpts else []):
+        ckpts = list_checkpoints(stage)
+        if ckpts:
+            break
+    return ckpts
+
+
 def clean_temporaries(run_dir: Path) -> int:
     """Remove half-written ``.tmp-*`` folders a killed run left behind; returns how many."""
     root = Path(run_dir) / CHECKPOINTS
@@ -204,12 +215,7 @@ def resolve_resume(path: str | Path) -> Path:
     if (path / STATE_FILE).is_file():
         return path
     if path.is_dir():
-        ckpts = list_checkpoints(path)
-        if not ckpts:
-            for stage in reversed(stage_dirs(path)):
-                ckpts = list_checkpoints(stage)
-                if ckpts:
-                    break
+        ckpts = run_checkpoints(path)
         if ckpts:
             return ckpts[-1]
         raise ZooError(f"--resume {path}: no complete checkpoint under {path / CHECKPOINTS} (runs write them with --save-every N)")
