@@ -96,6 +96,11 @@ def test_cpu_budget_run_records_its_clock_and_resume_keeps_it(cli, tmp_path):
     assert result.exit_code == 0, result.output
     again = json.loads((run / "run.json").read_text())
     assert again["options"]["budget_clock"] == "cpu"
+    result = cli("train", "conv-l1", "--resume", run, "--budget-clock", "wall", "--no-tensorboard")  # another clock: refused
+    assert result.exit_code == 2 and result.output.strip().count("\n") == 0
+    assert "counts its budget in cpu seconds, not wall" in result.output and "drop --budget-clock" in result.output
+    result = cli("train", "conv-l1", "--resume", run, "--budget-clock", "cpu", "--no-tensorboard")  # the same clock, said again
+    assert result.exit_code == 0, result.output
 
 
 def _step_seconds(run: Path) -> float:
@@ -173,7 +178,8 @@ class WarmupCosineTask(ConvL1Task):
 
 
 def test_lr_schedule_is_laid_out_over_the_steps_the_budget_allows(tmp_path):
-    ctx = make_ctx(tmp_path / "run", steps=100_000, time_budget_s=2.5)  # planned: far more steps than 2.5 s allow
+    # counted in CPU seconds: other load on the machine (a parallel test run) would stretch wall-clock steps after the probe
+    ctx = make_ctx(tmp_path / "run", steps=100_000, time_budget_s=2.5, budget_clock="cpu")  # planned: far more steps than 2.5 s allow
     task = WarmupCosineTask(ConvL1Net(ctx.config), ctx.config)
     result = fit(task, ctx)
     log = read_log(tmp_path / "run")

@@ -128,8 +128,11 @@ def train(
         batch_size, seed, mask_name = int(previous["batch_size"]), int(previous["seed"]), previous["masks"]
         if steps is None and getattr(options, "time_budget_s", None) is None and hasattr(options, "time_budget_s"):
             options.time_budget_s = (previous.get("options") or {}).get("time_budget_s")  # what is left of the run's budget
-            if hasattr(options, "budget_clock"):
-                options.budget_clock = (previous.get("options") or {}).get("budget_clock") or "wall"  # counted as before
+        if hasattr(options, "budget_clock"):  # the budget is counted as before: its spent seconds are in that clock
+            had = (previous.get("options") or {}).get("budget_clock") or "wall"
+            if options.budget_clock not in (None, had):
+                raise ZooError(f"--resume: the run counts its budget in {had} seconds, not {options.budget_clock}; drop --budget-clock to keep the run's clock")
+            options.budget_clock = had
         steps = int(steps if steps is not None else previous["steps"])
     elif getattr(options, "init", None):
         if data is None:

@@ -87,7 +87,7 @@ def train_cmd(
         raise ZooError("--budget-clock says what --time-budget counts; give --time-budget too")
     options = TrainOptions(
         time_budget_s=budget_s,
-        budget_clock=budget_clock or "wall",
+        budget_clock=budget_clock,  # None: wall, or on --resume the run's clock
         device=device or os.environ.get("ZOO_DEVICE") or "auto",
         precision=precision,
         grad_accum=grad_accum,

@@ -130,7 +130,7 @@ def budget_record(options, result) -> dict:
     stages = list(getattr(result, "stages", None) or [])
     return {
         "time_budget_s": getattr(options, "time_budget_s", None),
-        "clock": getattr(options, "budget_clock", "wall"),
+        "clock": getattr(options, "budget_clock", None) or "wall",
         "steps_reached": int(result.step),
         "seconds": round(sum(float(s.get("seconds") or 0.0) for s in stages), 3),
         "stages": stages,

@@ -89,7 +89,7 @@ class _Trainer(StepMixin, CheckpointMixin, ValidationMixin, FaultsMixin):
             if saved is not None:
                 os.environ["ACCELERATE_USE_FSDP"] = saved
         use_fsdp = (saved or "").lower() in ("true", "1")
-        self.clock = BudgetClock(getattr(opts, "time_budget_s", None), getattr(opts, "budget_clock", "wall"))  # runs from the end of setup (BudgetClock.begin)
+        self.clock = BudgetClock(getattr(opts, "time_budget_s", None), getattr(opts, "budget_clock", None) or "wall")  # runs from the end of setup (BudgetClock.begin)
         self.device = self.accel.device if device.type != "mps" else device
         self.rank, self.world = self.accel.process_index, self.accel.num_processes
         self.main = self.accel.is_main_process

@@ -32,7 +32,7 @@ class TrainOptions:
     resume: str | None = None  # a run folder (its newest checkpoint) or a checkpoint folder
     init: str | None = None  # a zoo checkpoint whose weights start a new run (step 0, fresh optimizers)
     time_budget_s: float | None = None  # seconds: train until spent (then save), whatever the step count; None = by steps
-    budget_clock: str = "wall"  # what time_budget_s counts: wall (wall-clock seconds) | cpu (CPU seconds of this process)
+    budget_clock: str | None = None  # what time_budget_s counts: wall (wall-clock seconds) | cpu (CPU seconds of this process); None: wall, or on resume the run's
     log_every: int = 1  # JSONL/TensorBoard record every N steps
     val_every: int = 0  # validation metrics every N steps; 0 = off
     val_size: int = 8  # images in the fixed validation set
@@ -76,7 +76,7 @@ class TrainOptions:
             if not 0 < budget < float("inf"):
                 raise ZooError(f"--time-budget must be more than 0 seconds (got {self.time_budget_s}); e.g. 90s, 15m, 2h or 1h30m")
             self.time_budget_s = budget
-        if self.budget_clock not in ("wall", "cpu"):
+        if self.budget_clock not in (None, "wall", "cpu"):
             raise ZooError(f"unknown budget clock {self.budget_clock!r}; valid choices: wall, cpu")
         self.log_every = max(1, self.log_every)
 
