@@ -64,8 +64,12 @@ def test_valid_fraction_grows_block_by_block_and_is_reported():
     images = torch.rand(2, 3, 32, 32) * 2 - 1
     out = sample(model, cfg, images * (1 - holes), holes, torch.Generator().manual_seed(0), progress=False)
     assert out.info["valid_fraction"] == pytest.approx(trace)
-    scores = score(model, holes)
+    scores = score(model, images, holes)
     assert scores["valid_fraction_start"] == pytest.approx(28 / 64)
+    # the VAE's share of the error: its reconstruction composited into the hole only, so the
+    # ceiling is above the whole-image reconstruction; with no hole nothing is reconstructed
+    assert scores["vae_ceiling_psnr"] > scores["vae_psnr"]
+    assert score(model, images, torch.zeros_like(holes))["vae_ceiling_psnr"] > 90
     assert [scores[f"valid_fraction_block{i}"] for i in (1, 2, 3, 4)] == pytest.approx(trace)
     # image-wide attention: everything is valid after block 1 (what the windows change)
     wide = DitMca(tiny(depth=4, attention="contextual-global"))

@@ -51,4 +51,4 @@ def zoo_sample(method, model, config, images, masks, generator):
 def zoo_score(method, model, config, images, masks, outputs):
     from zoo_plugins.dit_mca.sample import score
 
-    return score(model, masks)
+    return score(model, images, masks)

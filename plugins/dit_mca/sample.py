@@ -55,14 +55,23 @@ def valid_fractions(model: DitMca, valid: torch.Tensor, grid: tuple[int, int]) -
 
 
 @torch.no_grad()
-def score(model: DitMca, holes: torch.Tensor) -> dict[str, float]:
+def score(model: DitMca, images: torch.Tensor, holes: torch.Tensor) -> dict[str, float]:
     """``zoo_score``: the dynamic mask of this batch, ``valid_fraction_start`` (the hole's
-    tokens) and ``valid_fraction_block{i}`` after block i (1-based), the grid as sampling pads it."""
-    hole = pad(torch.zeros(holes.shape[0], 1, *holes.shape[-2:]).to(holes), holes, model.sample_multiple)[1]
+    tokens) and ``valid_fraction_block{i}`` after block i (1-based), the grid as sampling pads it;
+    and the VAE's share of the error: ``vae_psnr`` (the ground truth encoded and decoded, whole
+    image) and ``vae_ceiling_psnr`` (that reconstruction composited into the hole: what a
+    perfect denoiser would score, comparable with a study's psnr column)."""
+    from zoo.metrics.pixel import psnr
+
+    hole = pad(images, holes, model.sample_multiple)[1]
     valid = model.token_validity(hole)
     grid = (hole.shape[-2] // model.multiple, hole.shape[-1] // model.multiple)
     out = {"valid_fraction_start": float(model.dit.start_validity(valid).mean())}
     out.update({f"valid_fraction_block{i + 1}": v for i, v in enumerate(valid_fractions(model, valid, grid))})
+    whole = pad(images, torch.zeros_like(holes), model.sample_multiple)[0]
+    rec = model.decode(model.encode(whole))[..., : images.shape[-2], : images.shape[-1]].clamp(-1, 1)
+    out["vae_psnr"] = float(psnr(rec, images).mean())
+    out["vae_ceiling_psnr"] = float(psnr(images * (1 - holes) + rec * holes, images).mean())
     return out
 
 
