@@ -151,6 +151,9 @@ def test_a_plain_folder_is_split_by_source_file(tmp_path):
     (["--methods", "telea,conv-l1:channels"], "a variant is METHOD[:key=value...]"),
     (["--methods", "telea,conv-l1:nosuch=1"], "--methods 'conv-l1:nosuch=1': unknown config key"),
     (["--methods", "telea,conv-l1:channels=abc"], "--methods 'conv-l1:channels=abc'"),
+    # a sampling variant cannot change the trained network: refused before any training
+    (["--methods", "telea,dit-mca/guidance=2/depth=3"], "depth=3 changes the network, so the trained model cannot sample "
+     "with it; give it as a training variant instead: dit-mca:depth=3"),
 ])
 def test_bad_requests_are_one_line_and_leave_nothing(tmp_path, extra, message):
     out = tmp_path / "out"

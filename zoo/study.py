@@ -43,7 +43,7 @@ from typing import Any, Callable
 from zoo.errors import ZooError, choices_error
 from zoo.fsutil import write_text
 from zoo.data.splits import SPLIT_SHARES, SPLITS, resolve_splits, write_split_view
-from zoo.study_args import run_label, sample_variant, split_variant
+from zoo.study_args import check_sample_variant, run_label, sample_variant, split_variant
 from zoo.study_report import budget_label, write_results
 
 SELECT_METRIC = "psnr"  # chooses the tunable sampling settings on the validation split
@@ -119,10 +119,13 @@ def check_settings(s: StudySettings) -> StudySettings:
         if overrides:
             from zoo.config import resolve_config
 
+            preset, base = (s.preset if spec.needs_training else None), {**_resolution(spec, s), **split_variant(label)[1]}
             try:  # an unknown key or a bad value: one line now, before anything is trained
-                resolve_config(spec, s.preset if spec.needs_training else None, {**_resolution(spec, s), **overrides})
+                resolve_config(spec, preset, {**base, **overrides})
             except ZooError as exc:
                 raise ZooError(f"--methods {label!r}: {str(exc).splitlines()[0]}") from None
+            if spec.needs_training and sample_variant(label):
+                check_sample_variant(label, spec, lambda values: resolve_config(spec, preset, {**base, **values})[0])
     from zoo.metrics import metrics
 
     if s.select_metric not in metrics():

@@ -70,6 +70,33 @@ def run_label(label: str) -> str:
     return str(label).split("/", 1)[0]
 
 
+def check_sample_variant(label: str, spec, build_config) -> None:
+    """A sampling variant of a learned method samples the trained model with other values; one
+    that changes the network (``dit-mca/depth=2``) could never load it, so it is one line now,
+    before anything is trained. ``build_config(overrides)`` resolves the trained config with the
+    given sampling values; each network is built on the meta device and compared by parameter
+    names and shapes. A plugin whose model cannot be built there is not checked (the mismatch
+    is then reported when the variant samples)."""
+    import torch
+
+    from zoo.plugins import get_manager
+
+    def shapes(overrides: dict[str, str]) -> dict[str, tuple[int, ...]] | None:
+        try:
+            with torch.device("meta"):
+                model = get_manager().call("zoo_build_model", spec.name, config=build_config(overrides))
+        except Exception:  # noqa: BLE001 - building on meta is a best-effort check
+            return None
+        return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+    trained = shapes({})
+    values = sample_variant(label)
+    changing = [f"{k}={v}" for k, v in values.items() if trained is not None and shapes({k: v}) not in (None, trained)]
+    if changing:
+        raise ZooError(f"--methods {label!r}: {', '.join(changing)} changes the network, so the trained model cannot sample "
+                       f"with it; give it as a training variant instead: {run_label(label)}:{':'.join(changing)}")
+
+
 def parse_methods(text: str) -> list[str]:
     """``all`` (every method in ``zoo list``) or ``m1,m2``, where an entry may be a variant
     (``dit-mca:attention=self``, :func:`split_variant`); the reference ``telea`` is always
@@ -104,4 +131,4 @@ def parse_masks(text: str) -> list[str]:
     return names
 
 
-__all__ = ["VARIANT_HELP", "parse_budgets", "parse_masks", "parse_methods", "run_label", "sample_variant", "split_variant"]
+__all__ = ["VARIANT_HELP", "check_sample_variant", "parse_budgets", "parse_masks", "parse_methods", "run_label", "sample_variant", "split_variant"]
