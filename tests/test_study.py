@@ -361,3 +361,20 @@ def test_a_failure_in_an_existing_study_folder_removes_nothing(tmp_path, monkeyp
         zoo.study.run_study(zoo.study.StudySettings(data="shapes", methods=["telea"], budgets=[5.0], masks=["lama-medium"],
                                                     resolution=32, eval_count=20, val_count=5, preset="tiny"), out)
     assert stray.is_file() and (out / "results.json").is_file()
+
+
+def test_loss_curves_read_the_last_stage_of_a_run_that_logs_per_stage(tmp_path):
+    from zoo.study_report import _last_log
+
+    run = tmp_path / "runs" / "maskgit" / "20s"
+    for stage in ("tokenizer", "transformer"):
+        (run / stage).mkdir(parents=True)
+        (run / stage / "log.jsonl").write_text('{"step": 1, "loss": 1.0}\n')
+    assert _last_log(run) is None  # no stages.json: nothing known about the order
+    (run / "stages.json").write_text(json.dumps({"stages": [{"name": "tokenizer", "folder": "tokenizer"},
+                                                             {"name": "transformer", "folder": "transformer"}]}))
+    assert _last_log(run) == run / "transformer" / "log.jsonl"
+    (run / "transformer" / "log.jsonl").unlink()  # stopped in stage 1: its curve
+    assert _last_log(run) == run / "tokenizer" / "log.jsonl"
+    (run / "log.jsonl").write_text('{"step": 1, "loss": 1.0}\n')  # a one-stage run's own log comes first
+    assert _last_log(run) == run / "log.jsonl"

@@ -250,6 +250,19 @@ def _plot_budgets(path: Path, rows: list[dict[str, Any]], s: Any) -> str | None:
     return path.name
 
 
+def _last_log(run: Path) -> Path | None:
+    """RUN/log.jsonl, or the last stage's of a run whose stages log in their own folders
+    (``stages.json``: maskgit's tokenizer and transformer)."""
+    if (run / "log.jsonl").is_file():
+        return run / "log.jsonl"
+    try:
+        stages = json.loads((run / "stages.json").read_text())["stages"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    logs = [run / str(st.get("folder", "")) / "log.jsonl" for st in stages if isinstance(st, dict)]
+    return next((log for log in reversed(logs) if log.is_file()), None)
+
+
 def _plot_losses(path: Path, out: Path, rows: list[dict[str, Any]]) -> str | None:
     """The training loss (``loss`` of RUN/log.jsonl, or ``l1_hole`` for a GAN that logs its
     terms apart; a moving average over 5 % of the steps) against the step, one panel per
@@ -259,8 +272,8 @@ def _plot_losses(path: Path, out: Path, rows: list[dict[str, Any]]) -> str | Non
 
     runs: dict[str, list[tuple[str, Path]]] = {}
     for r in rows:
-        log = out / "runs" / safe_label(r["method"].split("/", 1)[0]) / str(r["budget"]) / "log.jsonl"
-        if r["budget_s"] is not None and log.is_file():
+        log = _last_log(out / "runs" / safe_label(r["method"].split("/", 1)[0]) / str(r["budget"]))
+        if r["budget_s"] is not None and log is not None:
             runs.setdefault(r["method"], [])
             item = (r["budget"], log)
             if item not in runs[r["method"]]:
