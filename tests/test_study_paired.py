@@ -1,0 +1,54 @@
+"""benchmarks/study/paired.py: an ablation's arms against its default, from per_image.csv."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("study_paired", ROOT / "benchmarks" / "study" / "paired.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _rows():
+    rows = []
+    for i in range(6):
+        source = f"images/test/photo{i % 3}__c{i:02d}"
+        for method, budget, psnr in (("a", "5m", 20.0 + i), ("b", "5m", 21.0 + i + (i % 3 == 0)), ("telea", "", 30.0)):
+            rows.append({"method": method, "budget": budget, "mask": "lama-medium", "image": f"{i:06d}", "source": source,
+                         "hole_bin": "0-10%", "psnr": str(psnr), "ssim": "0.5"})
+    return rows
+
+
+def test_the_difference_is_the_mean_of_per_image_differences_with_a_by_photograph_interval():
+    text = _module().tables(_rows(), "a", ["psnr"])
+    cells = {line.split(" | ")[0][2:]: [c.strip(" |") for c in line.split(" | ")[1:]] for line in text.splitlines() if line.startswith("| ")}
+    assert cells["a@5m"][0] == "22.50"
+    b = cells["b@5m"]  # differences 2, 1, 1, 2, 1, 1: mean 4/3
+    assert b[0] == "23.83" and b[1].startswith("+1.33 [") and b[2].startswith("+1.33 [")
+    assert cells["telea"][1].startswith("+7.50")  # a row without a budget is compared at every budget
+    # photo0 holds both differences of 2: the by-photograph interval is wider than the per-image one
+    width = [float(x.split(", ")[1][:-1]) - float(x.split("[")[1].split(",")[0]) for x in b[1:]]
+    assert width[1] > width[0] > 0
+
+
+def test_an_unknown_reference_is_one_line(tmp_path, monkeypatch, capsys):
+    import csv
+    import sys
+
+    path = tmp_path / "per_image.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(_rows()[0]))
+        w.writeheader()
+        w.writerows(_rows())
+    monkeypatch.setattr(sys, "argv", ["paired.py", str(path), "--reference", "nosuch"])
+    with pytest.raises(SystemExit) as exc:
+        _module().main()
+    assert str(exc.value) == f"--reference 'nosuch': no such method in {path}; valid choices: a, b, telea"
