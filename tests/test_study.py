@@ -366,13 +366,16 @@ def test_a_failure_in_an_existing_study_folder_removes_nothing(tmp_path, monkeyp
 def test_loss_curves_read_the_last_stage_of_a_run_that_logs_per_stage(tmp_path):
     from zoo.study_report import _last_log
 
+    from zoo.train.state import STAGE_MARKER
+
     run = tmp_path / "runs" / "maskgit" / "20s"
     for stage in ("tokenizer", "transformer"):
         (run / stage).mkdir(parents=True)
         (run / stage / "log.jsonl").write_text('{"step": 1, "loss": 1.0}\n')
-    assert _last_log(run) is None  # no stages.json: nothing known about the order
-    (run / "stages.json").write_text(json.dumps({"stages": [{"name": "tokenizer", "folder": "tokenizer"},
-                                                             {"name": "transformer", "folder": "transformer"}]}))
+    assert _last_log(run) is None  # no stage markers: these are not known to be the run's stages
+    # the engine's stage markers (RUN/<stage>/stage.json, with the stage index) give the order
+    for name, index in (("transformer", 1), ("tokenizer", 0)):
+        (run / name / STAGE_MARKER).write_text(json.dumps({"stage": name, "index": index, "run": ".."}))
     assert _last_log(run) == run / "transformer" / "log.jsonl"
     (run / "transformer" / "log.jsonl").unlink()  # stopped in stage 1: its curve
     assert _last_log(run) == run / "tokenizer" / "log.jsonl"

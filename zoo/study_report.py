@@ -251,16 +251,14 @@ def _plot_budgets(path: Path, rows: list[dict[str, Any]], s: Any) -> str | None:
 
 
 def _last_log(run: Path) -> Path | None:
-    """RUN/log.jsonl, or the last stage's of a run whose stages log in their own folders
-    (``stages.json``: maskgit's tokenizer and transformer)."""
+    """RUN/log.jsonl, or the log of the last stage that has one, for a run whose stages log
+    in their own folders (maskgit's tokenizer and transformer; the engine marks each stage
+    folder: :func:`zoo.train.state.stage_dirs`)."""
+    from zoo.train.state import stage_dirs
+
     if (run / "log.jsonl").is_file():
         return run / "log.jsonl"
-    try:
-        stages = json.loads((run / "stages.json").read_text())["stages"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    logs = [run / str(st.get("folder", "")) / "log.jsonl" for st in stages if isinstance(st, dict)]
-    return next((log for log in reversed(logs) if log.is_file()), None)
+    return next((st / "log.jsonl" for st in reversed(stage_dirs(run)) if (st / "log.jsonl").is_file()), None)
 
 
 def _plot_losses(path: Path, out: Path, rows: list[dict[str, Any]]) -> str | None:
