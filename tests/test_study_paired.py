@@ -52,3 +52,18 @@ def test_an_unknown_reference_is_one_line(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as exc:
         _module().main()
     assert str(exc.value) == f"--reference 'nosuch': no such method in {path}; valid choices: a, b, telea"
+
+
+def test_an_unknown_metric_is_one_line(tmp_path, monkeypatch):
+    import csv
+    import sys
+
+    path = tmp_path / "per_image.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(_rows()[0]))
+        w.writeheader()
+        w.writerows(_rows())
+    monkeypatch.setattr(sys, "argv", ["paired.py", str(path), "--reference", "a", "--metric", "psnr,nosuch"])
+    with pytest.raises(SystemExit) as exc:
+        _module().main()
+    assert str(exc.value) == f"--metric 'psnr,nosuch': nosuch is not a column of {path}; valid choices: psnr, ssim"

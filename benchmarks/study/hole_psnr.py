@@ -24,6 +24,10 @@ def main(study: Path, results: Path, out: Path) -> None:
     for r in doc["rows"]:
         ev = load_eval_set(study / "evalsets" / f"test-{r['mask']}")
         pred = study / "eval" / f"test-{r['mask']}" / "predictions" / safe_label(r["label"])
+        missing = [it["name"] for it in ev.items if not (pred / f"{it['name']}.png").is_file()]
+        if missing:
+            sys.exit(f"{r['label']} ({r['mask']}): {len(missing)} test predictions missing in {pred} (e.g. {missing[0]}.png); "
+                     f"rerun the study to finish them")
         for i, item in enumerate(ev.items):
             gt, mask = ev.load(i)
             value = float(psnr_hole(load_image(pred / f"{item['name']}.png")[None], gt[None], mask[None])[0])

@@ -87,8 +87,14 @@ def main() -> None:
     if not any(r["method"] == args.reference for r in rows):
         raise SystemExit(f"--reference {args.reference!r}: no such method in {args.per_image}; "
                          f"valid choices: {', '.join(sorted({r['method'] for r in rows}))}")
+    metrics = [m.strip() for m in args.metric.split(",") if m.strip()]
+    columns = [c for c in (rows[0] if rows else {}) if c not in ("method", "budget", "mask", "image", "source", "hole_bin")]
+    unknown = [m for m in metrics if m not in columns]
+    if unknown or not metrics:
+        raise SystemExit(f"--metric {args.metric!r}: {', '.join(unknown) or 'no metric'} is not a column of {args.per_image}; "
+                         f"valid choices: {', '.join(columns)}")
     methods = [m.strip() for m in args.methods.split(",")] if args.methods else None
-    print(tables(rows, args.reference, [m.strip() for m in args.metric.split(",")], methods))
+    print(tables(rows, args.reference, metrics, methods))
 
 
 if __name__ == "__main__":
