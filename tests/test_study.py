@@ -381,3 +381,23 @@ def test_loss_curves_read_the_last_stage_of_a_run_that_logs_per_stage(tmp_path):
     assert _last_log(run) == run / "tokenizer" / "log.jsonl"
     (run / "log.jsonl").write_text('{"step": 1, "loss": 1.0}\n')  # a one-stage run's own log comes first
     assert _last_log(run) == run / "log.jsonl"
+
+
+def test_every_tunable_candidate_is_a_valid_config_of_the_small_preset():
+    """`zoo study` tunes on validation with each method's declared candidates at the `small`
+    preset (the study's default); a candidate its own config rejects would silently drop out
+    of the tuning, so each one must validate (as the string values `--set` gives)."""
+    from zoo.config import resolve_config
+    from zoo.plugins import get_manager
+    from zoo.study import candidates
+
+    manager = get_manager()
+    checked = 0
+    for name in sorted(manager.methods()):
+        spec = manager.method(name)
+        if "small" not in spec.presets:
+            continue
+        for cand in candidates(name):
+            resolve_config(spec, "small", cand)  # raises ZooError naming the field
+            checked += 1
+    assert checked >= 15  # dip-ddpm (6), dit-mca (3), maskgit (3), repaint (...)

@@ -150,9 +150,17 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 #: Sampling settings `zoo study` tunes on its validation split: the timestep t0 the DDPM
-#: refinement starts from (100: keeps more of the DIP estimate; 250: the prior redraws more),
-#: with 100 DIP iterations per image. The iterations are capped because DIP optimises a
-#: network per image: at the `small` preset's 500 iterations one 64 px image costs about 19
-#: CPU-seconds on one core (`zoo bench dip-ddpm --preset small --resolution 64`), so 400 test
-#: and 60 validation images per budget would take hours; 100 iterations cost about 5 s.
-TUNABLE = ({"t0": 100, "dip_iters": 100}, {"t0": 250, "dip_iters": 100})
+#: refinement starts from (25 / 50 / 100 keep more of the DIP estimate; 250 lets the prior
+#: redraw more), the refinement's steps (20 or 50) and the DIP iterations (100 or 300). Not a
+#: full grid: DIP optimises a network per image, so every candidate pays the DIP stage again
+#: (100 iterations about 5 CPU-s per 64 px image on one core, 300 about 12 s, the `small`
+#: preset's 500 about 19 s: `zoo bench dip-ddpm --preset small --resolution 64`); one axis is
+#: varied at a time around t0 = 100, 100 iterations and the preset's steps (20 in `small`). The first candidate wins a tie.
+TUNABLE = (
+    {"t0": 100, "dip_iters": 100},
+    {"t0": 25, "dip_iters": 100},
+    {"t0": 50, "dip_iters": 100},
+    {"t0": 250, "dip_iters": 100},
+    {"t0": 100, "dip_iters": 100, "refine_steps": 50},
+    {"t0": 100, "dip_iters": 300},
+)
