@@ -37,6 +37,16 @@ def _fmt(m: dict, digits: int) -> str:
     return f"{m['value']:+.{digits}f} [{m['ci_low']:+.{digits}f}, {m['ci_high']:+.{digits}f}]"
 
 
+def paired_cell(values: list[float], reference: list[float], sources: list[str], digits: int = 2) -> str:
+    """One table cell: the paired mean difference with its per-image and by-photograph 95 %
+    intervals (eval pairs are crops of a few photographs: the per-image interval is too narrow,
+    the by-photograph one has as many degrees of freedom as photographs less one)."""
+    i = paired_difference(values, reference)
+    d = clustered_difference(values, reference, [source_group(s) for s in sources])
+    by_photo = _fmt(d, digits) if d["ci_low"] is not None else "no interval (one photograph)"
+    return f"{_fmt(i, digits)} per image; {by_photo} by photograph ({d['groups']})"
+
+
 def tables(rows: list[dict[str, str]], reference: str, metrics: list[str], methods: list[str] | None = None) -> str:
     data: dict[tuple[str, str, str], dict[str, dict[str, str]]] = defaultdict(dict)  # (method, budget, mask) -> image -> row
     for r in rows:

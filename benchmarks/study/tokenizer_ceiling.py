@@ -4,8 +4,7 @@ The ceiling is the ground truth's own tokens decoded into the hole and composite
 perfect transformer would score (the maskgit score hook's ``tokenizer_ceiling_psnr``). A
 schedule study only ranks schedules if this ceiling is above a classical fill; this script
 measures it for each tokenizer checkpoint given (e.g. every ``step_*`` of a tokenizer-only
-run, for its curve), beside telea on the same pairs, with paired differences (95 % CI over
-images) in hole PSNR.
+run, for its curve), beside telea on the same pairs, with paired differences in hole PSNR (95 % CIs per image and by photograph).
 
     OMP_NUM_THREADS=1 python benchmarks/study/tokenizer_ceiling.py benchmarks/study/run --split val \\
         --masks lama-medium,lama-thick --out OUT.csv RUN/tokenizer/checkpoints/step_*/model.safetensors
@@ -15,18 +14,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import re
 import sys
 from pathlib import Path
 
 import torch
-
-
-def _ci(d: torch.Tensor) -> tuple[float, float, float]:
-    n, mean = d.numel(), float(d.mean())
-    half = 1.96 * float(d.std()) / math.sqrt(n) if n > 1 else float("nan")
-    return mean, mean - half, mean + half
+from paired import paired_cell  # benchmarks/study/paired.py (this script's folder is on sys.path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -62,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         for i, it in enumerate(ev.items):
             rows.append({"mask": mask, "image": it["name"], "source": it.get("source", ""), "fill": "telea", "step": "",
                          "psnr-hole": float(t_hole[i]), "psnr": float(t_whole[i])})
-    print(f"{a.split} split; hole PSNR of the composited reconstruction vs telea's fill (paired, 95 % CI over images)\n")
+    print(f"{a.split} split; hole PSNR of the composited reconstruction vs telea's fill (paired, 95 % CI by photograph)\n")
     print("| checkpoint | step | mask | ceiling hole PSNR | telea hole PSNR | ceiling - telea | ceiling PSNR (whole) | telea PSNR |\n"
           "|---|---|---|---|---|---|---|---|")
     for ckpt in a.checkpoints:
@@ -78,8 +71,8 @@ def main(argv: list[str] | None = None) -> None:
             for i, it in enumerate(ev.items):
                 rows.append({"mask": mask, "image": it["name"], "source": it.get("source", ""), "fill": str(ckpt), "step": step,
                              "psnr-hole": float(c_hole[i]), "psnr": float(c_whole[i])})
-            m, lo, hi = _ci(c_hole - t_hole)
-            print(f"| {ckpt} | {step} | {mask} | {float(c_hole.mean()):.2f} | {float(t_hole.mean()):.2f} | {m:+.2f} [{lo:+.2f}, {hi:+.2f}] | "
+            diff = paired_cell(c_hole.tolist(), t_hole.tolist(), [it.get("source", "") for it in ev.items])
+            print(f"| {ckpt} | {step} | {mask} | {float(c_hole.mean()):.2f} | {float(t_hole.mean()):.2f} | {diff} | "
                   f"{float(c_whole.mean()):.2f} | {float(t_whole.mean()):.2f} |", flush=True)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = a.out.with_suffix(".tmp")
