@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         for i, it in enumerate(ev.items):
             rows.append({"mask": mask, "image": it["name"], "source": it.get("source", ""), "fill": "telea", "step": "",
                          "psnr-hole": float(t_hole[i]), "psnr": float(t_whole[i])})
-    print(f"{a.split} split; hole PSNR of the composited reconstruction vs telea's fill (paired, 95 % CI by photograph)\n")
+    print(f"{a.split} split; hole PSNR of the composited reconstruction vs telea's fill (paired; 95 % CIs per image and by photograph)\n")
     print("| checkpoint | step | mask | ceiling hole PSNR | telea hole PSNR | ceiling - telea | ceiling PSNR (whole) | telea PSNR |\n"
           "|---|---|---|---|---|---|---|---|")
     for ckpt in a.checkpoints:
