@@ -67,3 +67,12 @@ def test_an_unknown_metric_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as exc:
         _module().main()
     assert str(exc.value) == f"--metric 'psnr,nosuch': nosuch is not a column of {path}; valid choices: psnr, ssim"
+
+
+def test_paired_cell_gives_both_intervals_and_none_by_photograph_for_one_photograph():
+    cell = _module().paired_cell
+    values, reference = [21.0, 22.0, 22.0, 23.0], [20.0, 20.0, 21.0, 21.0]  # differences 1, 2, 1, 2
+    two = cell(values, reference, ["images/val/p0__c00", "images/val/p0__c01", "images/val/p1__c00", "images/val/p1__c01"])
+    assert two.startswith("+1.50 [") and "per image; +1.50 [" in two and two.endswith("by photograph (2)")
+    one = cell(values, reference, ["images/val/p0__c0%d" % i for i in range(4)])
+    assert "no interval (one photograph)" in one and one.endswith("(1)")
