@@ -76,3 +76,10 @@ def test_paired_cell_gives_both_intervals_and_none_by_photograph_for_one_photogr
     assert two.startswith("+1.50 [") and "per image; +1.50 [" in two and two.endswith("by photograph (2)")
     one = cell(values, reference, ["images/val/p0__c0%d" % i for i in range(4)])
     assert "no interval (one photograph)" in one and one.endswith("(1)")
+
+
+def test_write_rows_writes_the_csv_whole_and_leaves_no_temporary(tmp_path):
+    out = tmp_path / "sub" / "rows.csv"
+    _module().write_rows(out, [{"image": "000000", "psnr-hole": 20.5}, {"image": "000001", "psnr-hole": 21.0}])
+    assert out.read_text().splitlines() == ["image,psnr-hole", "000000,20.5", "000001,21.0"]
+    assert [p.name for p in out.parent.iterdir()] == ["rows.csv"]

@@ -22,7 +22,6 @@ statistics, lower is better). Writes a per-image CSV and prints a markdown table
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import math
 import sys
@@ -30,7 +29,7 @@ import time
 from pathlib import Path
 
 import torch
-from paired import paired_cell  # benchmarks/study/paired.py (this script's folder is on sys.path)
+from paired import paired_cell, write_rows  # benchmarks/study/paired.py (this script's folder is on sys.path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -112,13 +111,7 @@ def main(argv: list[str] | None = None) -> None:
                 diff = paired_cell(v.tolist(), base.tolist(), sources)
                 table.append((mask, f"{start} + stage 2", t0, float(v.mean()), diff, swd_images(out, gt, hole)["avg"], cpu))
                 print(f"{mask} {start} t0={t0}: hole PSNR {float(v.mean()):.2f} ({cpu:.2f} CPU-s/image)", file=sys.stderr, flush=True)
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = a.out.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    tmp.replace(a.out)
+    write_rows(a.out, rows)
     print(f"checkpoint {a.checkpoint}, {a.split} split, {a.steps} steps (capped at t0 + 1), per-image rows in {a.out}\n")
     print("| mask | start | t0 | hole PSNR | vs stage 1 only (95 % CIs) | swd-hole | stage-2 CPU-s / image |\n|---|---|---|---|---|---|---|")
     for mask, start, t0, mean, diff, swd, cpu in table:

@@ -7,10 +7,11 @@ per_image.csv has PSNR over the whole image).
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from pathlib import Path
+
+from paired import write_rows  # benchmarks/study/paired.py (this script's folder is on sys.path)
 
 
 def main(study: Path, results: Path, out: Path) -> None:
@@ -33,11 +34,7 @@ def main(study: Path, results: Path, out: Path) -> None:
             value = float(psnr_hole(load_image(pred / f"{item['name']}.png")[None], gt[None], mask[None])[0])
             rows.append({"method": r["method"], "budget": r["budget"] or "", "mask": r["mask"], "image": item["name"],
                          "source": item.get("source", ""), "psnr-hole": value})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_rows(out, rows)
     print(f"wrote {out} ({len(rows)} rows)")
 
 

@@ -37,6 +37,16 @@ def _fmt(m: dict, digits: int) -> str:
     return f"{m['value']:+.{digits}f} [{m['ci_low']:+.{digits}f}, {m['ci_high']:+.{digits}f}]"
 
 
+def write_rows(path, rows: list[dict]) -> None:
+    """Per-image rows as a CSV, written atomically (columns: the first row's keys)."""
+    from zoo.fsutil import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
 def paired_cell(values: list[float], reference: list[float], sources: list[str], digits: int = 2) -> str:
     """One table cell: the paired mean difference with its per-image and by-photograph 95 %
     intervals (eval pairs are crops of a few photographs: the per-image interval is too narrow,

@@ -13,13 +13,12 @@ run, for its curve), beside telea on the same pairs, with paired differences in 
 from __future__ import annotations
 
 import argparse
-import csv
 import re
 import sys
 from pathlib import Path
 
 import torch
-from paired import paired_cell  # benchmarks/study/paired.py (this script's folder is on sys.path)
+from paired import paired_cell, write_rows  # benchmarks/study/paired.py (this script's folder is on sys.path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -74,13 +73,7 @@ def main(argv: list[str] | None = None) -> None:
             diff = paired_cell(c_hole.tolist(), t_hole.tolist(), [it.get("source", "") for it in ev.items])
             print(f"| {ckpt} | {step} | {mask} | {float(c_hole.mean()):.2f} | {float(t_hole.mean()):.2f} | {diff} | "
                   f"{float(c_whole.mean()):.2f} | {float(t_whole.mean()):.2f} |", flush=True)
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = a.out.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    tmp.replace(a.out)
+    write_rows(a.out, rows)
     print(f"\nper-image rows: {a.out}")
 
 
