@@ -31,9 +31,11 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
 
     from zoo.data.evalset import load_eval_set
+    from zoo.errors import ZooError
     from zoo.inpaint import inpaint
     from zoo.metrics.pixel import psnr, psnr_hole
     from zoo.sampling import build_model
+    from zoo_plugins.maskgit.sample import own_tokens  # the score hook's ceiling, per image
 
     missing = [str(c) for c in a.checkpoints if not c.is_file()]
     if missing:
@@ -43,7 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     for mask in a.masks.split(","):
         root = a.study / "evalsets" / f"{a.split}-{mask}"
         if not root.is_dir():
-            sys.exit(f"no eval set {root}; valid: {', '.join(sorted(p.name for p in (a.study / 'evalsets').iterdir()))}")
+            have = sorted(p.name for p in (a.study / "evalsets").glob("*")) if (a.study / "evalsets").is_dir() else []
+            sys.exit(f"no eval set {root}; valid: {', '.join(have) or 'none (not a study folder)'}")
         ev = load_eval_set(root)
         pairs = [ev.load(i) for i in range(len(ev.items))]
         gt, hole = torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
@@ -58,13 +61,16 @@ def main(argv: list[str] | None = None) -> None:
     print("| checkpoint | step | mask | ceiling hole PSNR | telea hole PSNR | ceiling - telea | ceiling PSNR (whole) | telea PSNR |\n"
           "|---|---|---|---|---|---|---|---|")
     for ckpt in a.checkpoints:
-        model, _ = build_model("maskgit", str(ckpt), None)
+        try:
+            model, _ = build_model("maskgit", str(ckpt), None)
+        except ZooError as exc:
+            sys.exit(f"{ckpt}: {exc}")
         model.eval()
         found = re.search(r"step_0*(\d+)", str(ckpt))
         step = found.group(1) if found else "final"
         for mask, (ev, gt, hole, t_hole, t_whole) in sets.items():
             with torch.no_grad():
-                rec = torch.cat([model.reconstruct(gt[b:b + 16]).clamp(-1, 1) for b in range(0, len(gt), 16)])
+                rec = torch.cat([own_tokens(model, gt[b:b + 16])[1] for b in range(0, len(gt), 16)])
             comp = gt * (1 - hole) + rec * hole
             c_hole, c_whole = psnr_hole(comp, gt, hole), psnr(comp, gt)
             for i, it in enumerate(ev.items):

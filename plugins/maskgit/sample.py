@@ -118,6 +118,19 @@ def sample(model: MaskGIT, cfg: MaskGITConfig, images: torch.Tensor, masks: torc
 
 
 @torch.no_grad()
+def own_tokens(model: MaskGIT, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ground truth's own tokens (B, N) and their decoding (B, 3, H, W) in [-1, 1]: composited
+    into the hole, the ceiling of the method (``tokenizer_ceiling_psnr``; also
+    benchmarks/study/tokenizer_ceiling.py, per image)."""
+    f = model.factor
+    h, w = images.shape[-2:]
+    x, _, _ = pad_to(images, f)
+    grid = (x.shape[-2] // f, x.shape[-1] // f)
+    target = model.encode_tokens(x).flatten(1)
+    return target, model.decode_tokens(target.view(-1, *grid))[..., :h, :w].clamp(-1, 1)
+
+
+@torch.no_grad()
 def score(model: MaskGIT, cfg: MaskGITConfig, images: torch.Tensor, masks: torch.Tensor) -> dict[str, float] | None:
     """Token accuracy and NLL of the hole tokens in one transformer pass with every hole token
     masked (targets: the tokens of the ground truth), the tokenizer's PSNR over the whole
@@ -125,12 +138,10 @@ def score(model: MaskGIT, cfg: MaskGITConfig, images: torch.Tensor, masks: torch
     into the hole and composited (what a perfect transformer would score; the ceiling of the
     method on this hole, comparable with a study's psnr column)."""
     f = model.factor
-    h, w = images.shape[-2:]
     x, ph, pw = pad_to(images, f)
     m = F.pad(masks, (0, pw, 0, ph)) if (ph or pw) else masks
     grid = (x.shape[-2] // f, x.shape[-1] // f)
-    target = model.encode_tokens(x).flatten(1)  # (B, N) ground-truth tokens
-    rec = model.decode_tokens(target.view(-1, *grid))[..., :h, :w].clamp(-1, 1)
+    target, rec = own_tokens(model, images)  # (B, N) ground-truth tokens, their decoding
     mse = ((rec - images) / 2).pow(2).flatten(1).mean(1).clamp_min(1e-10)  # in [0, 1] units
     out = {"tokenizer_psnr": float((10 * torch.log10(1 / mse)).mean())}
     # the ceiling on the inpainting task itself: the ground truth's own tokens decoded into the
