@@ -83,3 +83,23 @@ def test_write_rows_writes_the_csv_whole_and_leaves_no_temporary(tmp_path):
     _module().write_rows(out, [{"image": "000000", "psnr-hole": 20.5}, {"image": "000001", "psnr-hole": 21.0}])
     assert out.read_text().splitlines() == ["image,psnr-hole", "000000,20.5", "000001,21.0"]
     assert [p.name for p in out.parent.iterdir()] == ["rows.csv"]
+
+
+@pytest.mark.parametrize("script, args, message", [
+    ("dip_stage2.py", ["STUDY", "--checkpoint", "x", "--dip-label", "y", "--t0", "a,b", "--out", "o.csv"],
+     "--t0 'a,b': give comma-separated integers, e.g. 25,50,100"),
+    ("dip_stage2.py", ["STUDY", "--checkpoint", "x", "--dip-label", "y", "--out", "o.csv"],
+     "no eval set STUDY/evalsets/test-lama-medium; valid: none (not a study folder)"),
+    ("tokenizer_ceiling.py", ["STUDY", "--out", "o.csv", "nosuch.safetensors"], "checkpoint not found: nosuch.safetensors"),
+    ("tokenizer_ceiling.py", ["STUDY", "--out", "o.csv", "ckpt.safetensors"],
+     "no eval set STUDY/evalsets/val-lama-medium; valid: none (not a study folder)"),
+])
+def test_the_diagnostic_scripts_refuse_bad_input_in_one_line(tmp_path, script, args, message):
+    import subprocess
+    import sys
+
+    (tmp_path / "ckpt.safetensors").write_bytes(b"")
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "study" / script), *[a.replace("STUDY", str(tmp_path / "s")) for a in args]],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1 and res.stderr.strip() == message.replace("STUDY", str(tmp_path / "s"))
+    assert not (tmp_path / "o.csv").exists()

@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
 
     from zoo.data.evalset import load_eval_set
+    from zoo.errors import ZooError
     from zoo.imageio import load_image
     from zoo.metrics.pixel import psnr_hole
     from zoo.metrics.swd import swd_images
@@ -56,12 +57,23 @@ def main(argv: list[str] | None = None) -> None:
     from zoo_plugins.dip_ddpm.model import make_chain
     from zoo_plugins.dip_ddpm.sample import refine
 
-    t0s = [int(t) for t in a.t0.split(",")]
+    try:
+        t0s = [int(t) for t in a.t0.split(",")]
+    except ValueError:
+        sys.exit(f"--t0 {a.t0!r}: give comma-separated integers, e.g. 25,50,100")
     starts = a.starts.split(",")
     bad = [s for s in starts if s not in ("dip", "truth")]
     if bad:
         sys.exit(f"--starts: unknown {bad[0]!r}; valid: dip, truth")
-    model, cfg = build_model("dip-ddpm", str(a.checkpoint), None)
+    roots = [a.study / "evalsets" / f"{a.split}-{mask}" for mask in a.masks.split(",")]
+    absent = [r for r in roots if not r.is_dir()]
+    if absent:
+        have = sorted(p.name for p in (a.study / "evalsets").glob("*")) if (a.study / "evalsets").is_dir() else []
+        sys.exit(f"no eval set {absent[0]}; valid: {', '.join(have) or 'none (not a study folder)'}")
+    try:
+        model, cfg = build_model("dip-ddpm", str(a.checkpoint), None)
+    except ZooError as exc:
+        sys.exit(f"--checkpoint: {exc}")
     model.eval()
     if max(t0s) >= cfg.diffusion_steps:
         sys.exit(f"--t0: {max(t0s)} is not below the prior's {cfg.diffusion_steps} diffusion steps")
@@ -85,9 +97,10 @@ def main(argv: list[str] | None = None) -> None:
             rows.append({"mask": mask, "image": names[i], "source": sources[i], "start": "dip", "t0": 0, "steps": 0, "psnr-hole": float(base[i])})
         table.append((mask, "dip (stage 1 only)", "-", float(base.mean()), None, swd_images(dip, gt, hole)["avg"], 0.0))
         for t0 in t0s:  # the "do nothing" reference: the truth noised to t0 and scaled back, no network call
-            abar = float(make_chain(cfg).alphas_cumprod[t0])  # the training chain's level t0
+            chain = make_chain(cfg)  # the training chain: level t0 is timestep t0
             g = torch.Generator().manual_seed(a.seed)
-            noisy = (gt + math.sqrt((1 - abar) / abar) * torch.randn(gt.shape, generator=g)).clamp(-1, 1)
+            x_t0 = chain.q_sample(gt, t0, torch.randn(gt.shape, generator=g))
+            noisy = (x_t0 / math.sqrt(float(chain.alphas_cumprod[t0]))).clamp(-1, 1)
             v = psnr_hole(gt * (1 - hole) + noisy * hole, gt, hole)
             table.append((mask, "truth noised to t0, not denoised", t0, float(v.mean()), None, float("nan"), 0.0))
         for start in starts:
