@@ -97,3 +97,23 @@ def test_eval_set_manifest_is_compatible(tmp_path):
     assert {"hash", "resolution", "items"} <= set(man)
     assert set(man["items"][0]) >= {"name", "image", "mask", "hole_ratio", "bin"}
     assert es.image_dir.is_dir() and es.mask_dir.is_dir()
+
+
+def test_eval_set_spreads_over_photographs(tmp_path):
+    """A small eval set of a folder of crops takes one crop of every photograph before a
+    second of any (benchmarks/scenes names crops PHOTO__cNN); plain names keep their order."""
+    from zoo.data.evalset import build_eval_set, spread_order
+
+    rng = np.random.default_rng(0)
+    src = tmp_path / "crops"
+    src.mkdir()
+    for photo in ("alpha", "beta", "gamma"):
+        for c in range(4):
+            Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(src / f"{photo}__c{c:02d}.png")
+    es = build_eval_set(str(src), "center", 5, 0, tmp_path / "e", resolution=16, progress=False)
+    man = json.loads((tmp_path / "e" / "manifest.json").read_text())
+    sources = [it["source"] for it in man["items"]]
+    assert sources == ["alpha__c00", "beta__c00", "gamma__c00", "alpha__c01", "beta__c01"]
+    assert man["selection"] == "round-robin by photograph" and len(es.manifest["items"]) == 5
+    assert spread_order(["a", "b", "c"]) == [0, 1, 2]  # every name its own photograph: order kept
+    assert spread_order(["p__1", "p__2", "q__1", "p__3"]) == [0, 2, 1, 3]

@@ -12,7 +12,8 @@ interval (:func:`clustered_difference`): the same mean, with a cluster-robust st
 error over the source photographs (sum of each photograph's residuals, squared, times
 k/(k-1)) and a t quantile with k-1 degrees of freedom, k = number of photographs. A crop's
 photograph is its source file name up to ``__`` (``plasma-kite__c03`` -> ``plasma-kite``,
-as benchmarks/scenes names crops); a source without ``__`` is its own photograph.
+as benchmarks/scenes names crops; :func:`zoo.data.evalset.source_group`); a source without
+``__`` is its own photograph.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from zoo.data.evalset import source_group
 from zoo.fsutil import write_text
 
 REFERENCE = "telea"  # every method's paired difference is taken against it
@@ -49,11 +51,6 @@ def paired_difference(values: list[float | None], reference: list[float | None])
 
     diffs = [a - b for a, b in zip(values, reference) if a is not None and b is not None and math.isfinite(a) and math.isfinite(b)]
     return mean_ci(diffs)
-
-
-def source_group(source: str | None) -> str:
-    """The photograph a test crop was cut from: its source file name up to ``__``."""
-    return Path(str(source or "")).name.split("__")[0]
 
 
 def clustered_difference(values: list[float | None], reference: list[float | None], groups: list[str]) -> dict[str, Any]:

@@ -18,7 +18,8 @@ import csv
 import math
 from collections import defaultdict
 
-from zoo.study_report import clustered_difference, paired_difference, source_group
+from zoo.data.evalset import source_group
+from zoo.study_report import clustered_difference, paired_difference
 
 
 def _value(text: str) -> float | None:

@@ -76,7 +76,8 @@ def data_synth(name, count, size, split, seed, out_dir) -> None:
 @click.option("--out", "out_dir", required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def data_eval_set(data, masks, count, resolution, split, mask_convention, resize_masks, strict, seed, out_dir, as_json) -> None:
-    """Build a fixed image/mask pairing (images/, masks/, manifest.json) that every method is scored on."""
+    """Build a fixed image/mask pairing (images/, masks/, manifest.json) that every method is scored on;
+    COUNT images of the split, round-robin over its photographs (crops named PHOTO__cNN)."""
     from zoo.data.evalset import build_eval_set
 
     with echo_warnings():

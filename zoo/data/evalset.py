@@ -7,6 +7,12 @@ Layout of an eval set folder::
     manifest.json           provenance, per-item hole ratio and bin, and a content hash
 
 Hole-ratio bins are 10 % wide (0-10 %, 10-20 %, ...), as in AOT-GAN and CoModGAN reports.
+
+Which images: when a folder holds several crops of one photograph (named ``PHOTO__cNN``, as
+benchmarks/scenes cuts them; :func:`source_group`), ``--count`` images are drawn round-robin
+over the photographs (first crop of each photograph, then the second, ...), so a small eval
+set spans every photograph instead of the first one or two. Files without ``__`` are each
+their own photograph, so their order is the folder's order, as before.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from zoo.fsutil import check_output_dir, removed_on_failure, write_text
 from zoo.imageio import load_image, load_mask, save_image, save_mask
 
 MANIFEST = "manifest.json"
+SELECTION = "round-robin by photograph"
 BIN_EDGES = tuple(i / 10 for i in range(11))
 
 
@@ -83,6 +90,38 @@ def _mask_source(masks: str, mask_convention: str):
     return mask_kind(masks), None
 
 
+def source_group(source: str | None) -> str:
+    """The photograph a crop was cut from: its source file name up to ``__``
+    (``images/test/plasma-kite__c03`` -> ``plasma-kite``); a name without ``__`` is its own photograph."""
+    return Path(str(source or "")).name.split("__")[0]
+
+
+def spread_order(names: list[str]) -> list[int]:
+    """Indices of ``names`` round-robin over their photographs (:func:`source_group`):
+    the first crop of each photograph in order of appearance, then the second of each, ...
+    Names that are all distinct photographs keep their order."""
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        groups.setdefault(source_group(name), []).append(i)
+    queues = list(groups.values())
+    return [q[k] for k in range(max((len(q) for q in queues), default=0)) for q in queues if k < len(q)]
+
+
+def _dataset_order(dataset: Any) -> list[int]:
+    """The order in which an eval set draws ``dataset``'s items: round-robin over the
+    photographs for an image folder (names known without reading the images), else as given."""
+    files, root = getattr(dataset, "files", None), getattr(dataset, "root", None)
+    if files is None or root is None:
+        return list(range(len(dataset)))
+    names = []
+    for f in files:
+        try:
+            names.append(Path(f).relative_to(root).with_suffix("").as_posix())
+        except ValueError:
+            names.append(Path(f).with_suffix("").as_posix())
+    return spread_order(names)
+
+
 def build_eval_set(
     data: str,
     masks: str,
@@ -96,7 +135,8 @@ def build_eval_set(
     strict: bool = False,
     resize_masks: bool = False,
 ) -> EvalSet:
-    """Draw the first ``count`` images of DATA (split ``split``) and pair image ``i`` with
+    """Draw ``count`` images of DATA (split ``split``; round-robin over its photographs, see
+    the module's docstring) and pair image ``i`` with
     mask ``i`` of kind ``masks`` for ``seed`` (or with the ``i``-th file of a mask folder,
     read with ``mask_convention``; ``resize_masks`` resizes masks of another size, nearest
     neighbour, instead of refusing them); write them, a manifest and a content hash."""
@@ -126,14 +166,15 @@ def build_eval_set(
         digest = hashlib.sha256()
         seen: set[str] = set()
         resized_count = 0
+        order = _dataset_order(dataset)
         j = 0
         for i in range(count):
             while True:  # a damaged image is skipped (the dataset returns the next readable one)
                 if j >= n:
                     raise ZooError(f"only {i} readable images in {data} (split {split}); asked for --count {count}")
-                item = dataset[j]
+                item = dataset[order[j]]
                 j += 1
-                source = str(item.get("name", j))
+                source = str(item.get("name", order[j - 1]))
                 if source not in seen:
                     seen.add(source)
                     break
@@ -172,6 +213,7 @@ def build_eval_set(
             "masks": masks,
             "mask_convention": mask_convention if mask_files is not None else "generated",
             "count": count,
+            "selection": SELECTION,
             "seed": seed,
             "resolution": resolution,
             "bins": list(BIN_EDGES),
