@@ -73,7 +73,7 @@ def tables(rows: list[dict[str, str]], reference: str, metrics: list[str], metho
             images = sorted(ref)
             labels = [(m, bb) for (m, bb, k) in data if k == mk and (bb in (b, "")) and m != reference
                       and (methods is None or m in methods)]
-            out += [f"`{mk}` masks, {b}: against `{reference}@{b}` ({len(images)} test images)", "",
+            out += [f"`{mk}` masks, {b}: against `{reference}@{b}` ({len(images)} images)", "",
                     "| row | " + " | ".join(f"{n} | {n} diff (per image) | {n} diff (by photograph)" for n in metrics) + " |",
                     "|---|" + "---|---|---|" * len(metrics)]
             for m, bb in [(reference, b), *sorted(labels, key=lambda x: (x[1] != "", x[0]))]:
