@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import torch
-from paired import paired_cell, write_rows  # benchmarks/study/paired.py (this script's folder is on sys.path)
+from paired import paired_cell, study_eval_sets, write_rows  # benchmarks/study/paired.py (this script's folder is on sys.path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -65,11 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     bad = [s for s in starts if s not in ("dip", "truth")]
     if bad:
         sys.exit(f"--starts: unknown {bad[0]!r}; valid: dip, truth")
-    roots = [a.study / "evalsets" / f"{a.split}-{mask}" for mask in a.masks.split(",")]
-    absent = [r for r in roots if not r.is_dir()]
-    if absent:
-        have = sorted(p.name for p in (a.study / "evalsets").glob("*")) if (a.study / "evalsets").is_dir() else []
-        sys.exit(f"no eval set {absent[0]}; valid: {', '.join(have) or 'none (not a study folder)'}")
+    masks = a.masks.split(",")
+    roots = study_eval_sets(a.study, a.split, masks)  # each one there, or one line
     try:
         model, cfg = build_model("dip-ddpm", str(a.checkpoint), None)
     except ZooError as exc:
@@ -78,8 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     if max(t0s) >= cfg.diffusion_steps:
         sys.exit(f"--t0: {max(t0s)} is not below the prior's {cfg.diffusion_steps} diffusion steps")
     rows, table = [], []
-    for mask in a.masks.split(","):
-        ev = load_eval_set(a.study / "evalsets" / f"{a.split}-{mask}")
+    for mask, root in zip(masks, roots):
+        ev = load_eval_set(root)
         pred = a.study / "eval" / f"{a.split}-{mask}" / "predictions" / safe_label(a.dip_label)
         missing = [it["name"] for it in ev.items if not (pred / f"{it['name']}.png").is_file()]
         if missing:

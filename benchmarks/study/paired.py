@@ -48,6 +48,21 @@ def write_rows(path, rows: list[dict]) -> None:
         w.writerows(rows)
 
 
+def study_eval_sets(study, split: str, masks: list[str]) -> list:
+    """The folders STUDY/evalsets/SPLIT-MASK of a study; a missing one ends the script with one
+    line naming the eval sets the folder does have."""
+    import sys
+    from pathlib import Path
+
+    roots = [Path(study) / "evalsets" / f"{split}-{mask}" for mask in masks]
+    absent = [r for r in roots if not r.is_dir()]
+    if absent:
+        folder = Path(study) / "evalsets"
+        have = sorted(p.name for p in folder.glob("*")) if folder.is_dir() else []
+        sys.exit(f"no eval set {absent[0]}; valid: {', '.join(have) or 'none (not a study folder)'}")
+    return roots
+
+
 def paired_cell(values: list[float], reference: list[float], sources: list[str], digits: int = 2) -> str:
     """One table cell: the paired mean difference with its per-image and by-photograph 95 %
     intervals (eval pairs are crops of a few photographs: the per-image interval is too narrow,

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import torch
-from paired import paired_cell, write_rows  # benchmarks/study/paired.py (this script's folder is on sys.path)
+from paired import paired_cell, study_eval_sets, write_rows  # benchmarks/study/paired.py (this script's folder is on sys.path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -42,11 +42,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"checkpoint not found: {missing[0]}")
     telea, telea_cfg = build_model("telea", None, None)
     sets = {}
-    for mask in a.masks.split(","):
-        root = a.study / "evalsets" / f"{a.split}-{mask}"
-        if not root.is_dir():
-            have = sorted(p.name for p in (a.study / "evalsets").glob("*")) if (a.study / "evalsets").is_dir() else []
-            sys.exit(f"no eval set {root}; valid: {', '.join(have) or 'none (not a study folder)'}")
+    masks = a.masks.split(",")
+    for mask, root in zip(masks, study_eval_sets(a.study, a.split, masks)):
         ev = load_eval_set(root)
         pairs = [ev.load(i) for i in range(len(ev.items))]
         gt, hole = torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
