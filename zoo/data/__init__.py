@@ -68,6 +68,10 @@ class ImageFolderDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
+    def name_of(self, index: int) -> str:
+        """File ``index``'s item name: its path under the root, without the suffix."""
+        return self.files[index].relative_to(self.root).with_suffix("").as_posix()
+
     def _read(self, path: Path, index: int, key: int | None = None) -> np.ndarray:
         draw = torch.initial_seed() % (2**32) if key is None else int(key) & 0xFFFFFFFF
         rng = np.random.default_rng([self.seed, index, draw]) if self.crop == "random" or self.flip else None
@@ -99,8 +103,7 @@ class ImageFolderDataset(torch.utils.data.Dataset):
                     self.skipped.add(str(path))
                     warnings.warn(ZooWarning(f"skipping unreadable image {path} ({type(exc).__name__}); {len(self.skipped)} skipped so far", "unreadable images skipped"), stacklevel=2)
                 continue
-            name = path.relative_to(self.root).with_suffix("").as_posix()
-            return {"image": uint8_to_tensor(arr), "name": name}
+            return {"image": uint8_to_tensor(arr), "name": self.name_of(i)}
         raise ZooError(f"no readable image in {self.root}")
 
 

@@ -110,16 +110,10 @@ def spread_order(names: list[str]) -> list[int]:
 def _dataset_order(dataset: Any) -> list[int]:
     """The order in which an eval set draws ``dataset``'s items: round-robin over the
     photographs for an image folder (names known without reading the images), else as given."""
-    files, root = getattr(dataset, "files", None), getattr(dataset, "root", None)
-    if files is None or root is None:
+    name_of = getattr(dataset, "name_of", None)
+    if name_of is None:
         return list(range(len(dataset)))
-    names = []
-    for f in files:
-        try:
-            names.append(Path(f).relative_to(root).with_suffix("").as_posix())
-        except ValueError:
-            names.append(Path(f).with_suffix("").as_posix())
-    return spread_order(names)
+    return spread_order([name_of(i) for i in range(len(dataset))])
 
 
 def build_eval_set(
