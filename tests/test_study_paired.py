@@ -93,6 +93,8 @@ def test_write_rows_writes_the_csv_whole_and_leaves_no_temporary(tmp_path):
     ("tokenizer_ceiling.py", ["STUDY", "--out", "o.csv", "nosuch.safetensors"], "checkpoint not found: nosuch.safetensors"),
     ("tokenizer_ceiling.py", ["STUDY", "--out", "o.csv", "ckpt.safetensors"],
      "no eval set STUDY/evalsets/val-lama-medium; valid: none (not a study folder)"),
+    ("valspread-2026-12-07/per_image.py", ["STUDY"],
+     "no eval set STUDY/work/val-lama-medium; run benchmarks/study/valspread-2026-12-07/run.sh first"),
 ])
 def test_the_diagnostic_scripts_refuse_bad_input_in_one_line(tmp_path, script, args, message):
     import subprocess
@@ -103,3 +105,22 @@ def test_the_diagnostic_scripts_refuse_bad_input_in_one_line(tmp_path, script, a
                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert res.returncode == 1 and res.stderr.strip() == message.replace("STUDY", str(tmp_path / "s"))
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_valspread_per_image_refuses_a_run_without_per_image_hole_psnr(tmp_path):
+    """A compare run scored before run.sh asked for psnr-hole: one line saying to rerun."""
+    import json
+    import subprocess
+    import sys
+
+    ev = tmp_path / "work" / "val-lama-medium"
+    ev.mkdir(parents=True)
+    (ev / "manifest.json").write_text(json.dumps({"items": [{"name": "000000", "source": "images/val/p__c00"}]}))
+    scores = tmp_path / "work" / "dip-alone-100" / "scores"
+    scores.mkdir(parents=True)
+    (scores / "x.json").write_text(json.dumps({"score": {"per_image": {"names": ["000000"], "psnr": [30.0]}}}))
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "study" / "valspread-2026-12-07" / "per_image.py"), str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1
+    assert res.stderr.strip() == f"{scores / 'x.json'}: no per-image psnr-hole; rerun run.sh (it scores psnr,psnr-hole from the cached predictions)"
+    assert not (tmp_path / "per_image.csv").exists()
